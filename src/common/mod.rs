@@ -1,0 +1,5 @@
+//! Small value types shared by every layer: typed durations, ranges and distributions.
+
+pub mod duration;
+
+pub use duration::{Delay, DurationSpec};

@@ -1,0 +1,13 @@
+//! hookbench: a load-testing and conformance harness for chatbot Webhook channels (V1 and V2),
+//! with a reference simulator of the platform.
+//!
+//! Layers, each depending only on those above it in this list:
+//! - [`common`]: typed durations and distributions;
+//! - [`protocol`]: wire types, JWT, URLs and ids;
+//! - [`sim`]: the reference platform simulator;
+//! - [`cli`]: the command line.
+
+pub mod cli;
+pub mod common;
+pub mod protocol;
+pub mod sim;

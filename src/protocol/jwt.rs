@@ -1,0 +1,569 @@
+//! JWT for the Webhook channel (PROTOCOL.md section 2): signing for the harness, verification
+//! for the simulator.
+//!
+//! Only HS256, HS512, RS256 and RS512 exist here; `alg: none` and every other algorithm are
+//! refused before any key is touched, and the key kind must match the algorithm's family, so an
+//! HS token cannot be checked against an RSA public key (algorithm confusion).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+/// The algorithms the platform accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Alg {
+    /// HMAC with SHA-256, keyed by the client secret.
+    HS256,
+    /// HMAC with SHA-512, keyed by the client secret.
+    HS512,
+    /// RSA PKCS#1 v1.5 with SHA-256, the customer's key pair.
+    RS256,
+    /// RSA PKCS#1 v1.5 with SHA-512, the customer's key pair.
+    RS512,
+}
+
+impl Alg {
+    /// All four.
+    pub const ALL: [Alg; 4] = [Alg::HS256, Alg::HS512, Alg::RS256, Alg::RS512];
+
+    /// Parses the header spelling; anything else (including `none`) is `None`.
+    pub fn parse(s: &str) -> Option<Alg> {
+        match s {
+            "HS256" => Some(Alg::HS256),
+            "HS512" => Some(Alg::HS512),
+            "RS256" => Some(Alg::RS256),
+            "RS512" => Some(Alg::RS512),
+            _ => None,
+        }
+    }
+
+    /// True for the HMAC family.
+    pub fn is_hmac(self) -> bool {
+        matches!(self, Alg::HS256 | Alg::HS512)
+    }
+
+    fn to_jwt(self) -> jsonwebtoken::Algorithm {
+        match self {
+            Alg::HS256 => jsonwebtoken::Algorithm::HS256,
+            Alg::HS512 => jsonwebtoken::Algorithm::HS512,
+            Alg::RS256 => jsonwebtoken::Algorithm::RS256,
+            Alg::RS512 => jsonwebtoken::Algorithm::RS512,
+        }
+    }
+}
+
+impl std::fmt::Display for Alg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+/// A NumericDate: seconds since the epoch. Real clients send fractions; whole values are written
+/// as integers.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Deserialize)]
+#[serde(transparent)]
+pub struct NumericDate(pub f64);
+
+impl Serialize for NumericDate {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.fract() == 0.0 && self.0.abs() < 9.0e15 {
+            s.serialize_i64(self.0 as i64)
+        } else {
+            s.serialize_f64(self.0)
+        }
+    }
+}
+
+impl NumericDate {
+    /// Now.
+    pub fn now() -> Self {
+        Self(unix_now())
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The claims of a Webhook channel token. Unknown claims are kept in `extra`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Claims {
+    /// The client id, as documented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    /// The client id, as some clients send it instead of `appId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// The user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// The user; when present it must equal `from.id` (V2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_identity: Option<String>,
+    /// Issued at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<NumericDate>,
+    /// Expires at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<NumericDate>,
+    /// Token id, for replay protection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// An anonymous user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_anonymous: Option<bool>,
+    /// Audience, e.g. `https://idproxy.kore.ai/authorize`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Value>,
+    /// Everything else.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Claims {
+    /// The app (client id): `appId`, else `iss`.
+    pub fn app(&self) -> Option<&str> {
+        self.app_id.as_deref().or(self.iss.as_deref())
+    }
+}
+
+/// Which claim carries the client id when the harness signs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AppClaim {
+    /// `appId` (documented).
+    #[default]
+    AppId,
+    /// `iss` (third-party style).
+    Iss,
+}
+
+/// What the harness puts in a user's token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimsTemplate {
+    /// The client id.
+    pub client_id: String,
+    /// Where the client id goes.
+    pub app_claim: AppClaim,
+    /// Add `userIdentity` (and `sub`) naming the user.
+    pub user_identity: bool,
+    /// Add `exp` this long after `iat`.
+    pub expires_in: Option<Duration>,
+    /// Add a fresh `jti`.
+    pub jti: bool,
+    /// Extra claims.
+    pub extra: Map<String, Value>,
+}
+
+impl ClaimsTemplate {
+    /// The claims for one user, issued now.
+    pub fn for_user(&self, user: &str) -> Claims {
+        let now = unix_now().floor();
+        let mut c = Claims {
+            sub: Some(user.to_string()),
+            iat: Some(NumericDate(now)),
+            exp: self
+                .expires_in
+                .map(|d| NumericDate(now + d.as_secs_f64().ceil())),
+            jti: self.jti.then(|| uuid::Uuid::new_v4().to_string()),
+            extra: self.extra.clone(),
+            ..Default::default()
+        };
+        if self.user_identity {
+            c.user_identity = Some(user.to_string());
+        }
+        match self.app_claim {
+            AppClaim::AppId => c.app_id = Some(self.client_id.clone()),
+            AppClaim::Iss => c.iss = Some(self.client_id.clone()),
+        }
+        c
+    }
+}
+
+/// Everything that can go wrong with a token. The platform answers all of them with the same
+/// 401; the simulator also names the reason in a response header for debugging.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwtError {
+    /// No `Authorization` header.
+    #[error("missing Authorization header")]
+    Missing,
+    /// Not `bearer <token>` or not three base64url parts.
+    #[error("malformed token: {0}")]
+    Malformed(String),
+    /// `none` or an algorithm outside HS256/HS512/RS256/RS512.
+    #[error("unsupported algorithm `{0}`")]
+    UnsupportedAlgorithm(String),
+    /// Neither `appId` nor `iss`, or not a registered app.
+    #[error("unknown app")]
+    UnknownApp,
+    /// The app does not allow this algorithm, or its key is of the other family.
+    #[error("algorithm {0} not allowed for this app")]
+    AlgorithmNotAllowed(Alg),
+    /// The signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// `exp` is in the past.
+    #[error("token expired")]
+    Expired,
+    /// `iat` is in the future beyond the leeway.
+    #[error("token issued in the future")]
+    IssuedInFuture,
+    /// A claim the app requires is missing.
+    #[error("missing required claim `{0}`")]
+    MissingClaim(&'static str),
+    /// A token with a `jti` must expire within one hour.
+    #[error("a token with a jti must expire within one hour")]
+    JtiLifetime,
+    /// The `jti` was seen before.
+    #[error("jti already used: possibly a replay")]
+    Replay,
+    /// Anonymous users are not allowed for this app.
+    #[error("anonymous users not allowed")]
+    AnonymousNotAllowed,
+    /// `userIdentity` differs from `from.id`.
+    #[error("userIdentity does not match from.id")]
+    IdentityMismatch,
+    /// A key that cannot be used (bad PEM).
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+}
+
+impl JwtError {
+    /// A short stable name for logs and the simulator's debug header.
+    pub fn code(&self) -> &'static str {
+        match self {
+            JwtError::Missing => "missing",
+            JwtError::Malformed(_) => "malformed",
+            JwtError::UnsupportedAlgorithm(_) => "unsupported_algorithm",
+            JwtError::UnknownApp => "unknown_app",
+            JwtError::AlgorithmNotAllowed(_) => "algorithm_not_allowed",
+            JwtError::BadSignature => "bad_signature",
+            JwtError::Expired => "expired",
+            JwtError::IssuedInFuture => "issued_in_future",
+            JwtError::MissingClaim(_) => "missing_claim",
+            JwtError::JtiLifetime => "jti_lifetime",
+            JwtError::Replay => "replay",
+            JwtError::AnonymousNotAllowed => "anonymous",
+            JwtError::IdentityMismatch => "identity_mismatch",
+            JwtError::InvalidKey(_) => "invalid_key",
+        }
+    }
+}
+
+/// Signs tokens for one app with one algorithm.
+#[derive(Clone)]
+pub struct Signer {
+    alg: Alg,
+    key: EncodingKey,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer").field("alg", &self.alg).finish_non_exhaustive()
+    }
+}
+
+impl Signer {
+    /// HS256/HS512 with a client secret.
+    pub fn hmac(alg: Alg, secret: &[u8]) -> Result<Self, JwtError> {
+        if !alg.is_hmac() {
+            return Err(JwtError::InvalidKey(format!("{alg} needs an RSA private key")));
+        }
+        Ok(Self {
+            alg,
+            key: EncodingKey::from_secret(secret),
+        })
+    }
+
+    /// RS256/RS512 with a PEM private key.
+    pub fn rsa_pem(alg: Alg, pem: &[u8]) -> Result<Self, JwtError> {
+        if alg.is_hmac() {
+            return Err(JwtError::InvalidKey(format!("{alg} needs a client secret")));
+        }
+        let key = EncodingKey::from_rsa_pem(pem).map_err(|e| JwtError::InvalidKey(e.to_string()))?;
+        Ok(Self { alg, key })
+    }
+
+    /// The algorithm.
+    pub fn alg(&self) -> Alg {
+        self.alg
+    }
+
+    /// A signed compact token.
+    pub fn sign(&self, claims: &Claims) -> Result<String, JwtError> {
+        jsonwebtoken::encode(&Header::new(self.alg.to_jwt()), claims, &self.key)
+            .map_err(|e| JwtError::InvalidKey(e.to_string()))
+    }
+}
+
+/// The key an app verifies with.
+#[derive(Clone)]
+pub enum VerifyKey {
+    /// The client secret (HS family).
+    Secret(Vec<u8>),
+    /// The registered public key (RS family).
+    RsaPublic(DecodingKey),
+}
+
+impl std::fmt::Debug for VerifyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VerifyKey::Secret(_) => f.write_str("Secret(<redacted>)"),
+            VerifyKey::RsaPublic(_) => f.write_str("RsaPublic"),
+        }
+    }
+}
+
+impl VerifyKey {
+    /// From a PEM public key.
+    pub fn rsa_pem(pem: &[u8]) -> Result<Self, JwtError> {
+        DecodingKey::from_rsa_pem(pem)
+            .map(VerifyKey::RsaPublic)
+            .map_err(|e| JwtError::InvalidKey(e.to_string()))
+    }
+
+    fn accepts(&self, alg: Alg) -> bool {
+        match self {
+            VerifyKey::Secret(_) => alg.is_hmac(),
+            VerifyKey::RsaPublic(_) => !alg.is_hmac(),
+        }
+    }
+}
+
+/// The checks an app applies beyond the signature.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifyPolicy {
+    /// Allowed algorithms (also limited by the key kinds the app has).
+    pub algorithms: Vec<Alg>,
+    /// `exp` must be present.
+    pub require_exp: bool,
+    /// `iat` must be present.
+    pub require_iat: bool,
+    /// `jti` must be present (and then must expire within an hour).
+    pub require_jti: bool,
+    /// `isAnonymous: true` tokens are accepted.
+    pub allow_anonymous: bool,
+    /// Clock skew tolerated on `exp` and `iat`.
+    pub leeway: Duration,
+}
+
+impl Default for VerifyPolicy {
+    fn default() -> Self {
+        Self {
+            algorithms: Alg::ALL.to_vec(),
+            require_exp: false,
+            require_iat: false,
+            require_jti: false,
+            allow_anonymous: true,
+            leeway: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Extracts the token from an `Authorization` value; the scheme is case-insensitive.
+pub fn bearer_token(header: &str) -> Result<&str, JwtError> {
+    let header = header.trim();
+    let (scheme, token) = header
+        .split_once(' ')
+        .ok_or_else(|| JwtError::Malformed("expected `bearer <token>`".into()))?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(JwtError::Malformed(format!("unsupported scheme `{scheme}`")));
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(JwtError::Malformed("empty token".into()));
+    }
+    Ok(token)
+}
+
+/// A token's algorithm and claims, read without checking anything: used to find the app whose
+/// key will then verify it.
+pub fn peek(token: &str) -> Result<(Alg, Claims), JwtError> {
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwtError::Malformed("expected three dot-separated parts".into()));
+    };
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let decode = |part: &str, what: &str| -> Result<Vec<u8>, JwtError> {
+        b64.decode(part.trim_end_matches('='))
+            .map_err(|_| JwtError::Malformed(format!("{what} is not base64url")))
+    };
+    #[derive(Deserialize)]
+    struct RawHeader {
+        alg: String,
+    }
+    let header: RawHeader = serde_json::from_slice(&decode(h, "header")?)
+        .map_err(|_| JwtError::Malformed("header is not JSON with `alg`".into()))?;
+    let alg = Alg::parse(&header.alg).ok_or(JwtError::UnsupportedAlgorithm(header.alg))?;
+    let claims: Claims = serde_json::from_slice(&decode(p, "payload")?)
+        .map_err(|e| JwtError::Malformed(format!("claims: {e}")))?;
+    Ok((alg, claims))
+}
+
+/// Verifies a token for an app: algorithm allowed and matching the key's family, signature,
+/// `exp`/`iat`, required claims, the `jti` lifetime rule and the anonymous rule. Replay of a
+/// `jti` and the identity rule need state and the request, so the caller checks them.
+pub fn verify(
+    token: &str,
+    key: &VerifyKey,
+    policy: &VerifyPolicy,
+) -> Result<(Alg, Claims), JwtError> {
+    let (alg, claims) = peek(token)?;
+    verify_peeked(token, alg, claims, key, policy)
+}
+
+/// [`verify`] for a token already read by [`peek`] (to pick the app's key), so it is not
+/// decoded twice.
+pub fn verify_peeked(
+    token: &str,
+    alg: Alg,
+    claims: Claims,
+    key: &VerifyKey,
+    policy: &VerifyPolicy,
+) -> Result<(Alg, Claims), JwtError> {
+    if !policy.algorithms.contains(&alg) || !key.accepts(alg) {
+        return Err(JwtError::AlgorithmNotAllowed(alg));
+    }
+    let mut validation = Validation::new(alg.to_jwt());
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let decoding = match key {
+        VerifyKey::Secret(s) => &DecodingKey::from_secret(s),
+        VerifyKey::RsaPublic(k) => k,
+    };
+    jsonwebtoken::decode::<serde::de::IgnoredAny>(token, decoding, &validation).map_err(|e| {
+        use jsonwebtoken::errors::ErrorKind as K;
+        match e.kind() {
+            K::InvalidAlgorithm | K::InvalidKeyFormat => JwtError::AlgorithmNotAllowed(alg),
+            K::InvalidSignature => JwtError::BadSignature,
+            _ => JwtError::Malformed(e.to_string()),
+        }
+    })?;
+    check_claims(&claims, policy, unix_now())?;
+    Ok((alg, claims))
+}
+
+/// The time-based and presence checks on verified claims, at time `now` (seconds).
+pub fn check_claims(claims: &Claims, policy: &VerifyPolicy, now: f64) -> Result<(), JwtError> {
+    let leeway = policy.leeway.as_secs_f64();
+    if policy.require_exp && claims.exp.is_none() {
+        return Err(JwtError::MissingClaim("exp"));
+    }
+    if policy.require_iat && claims.iat.is_none() {
+        return Err(JwtError::MissingClaim("iat"));
+    }
+    if let Some(exp) = claims.exp {
+        if exp.0 + leeway < now {
+            return Err(JwtError::Expired);
+        }
+    }
+    if let Some(iat) = claims.iat {
+        if iat.0 > now + leeway {
+            return Err(JwtError::IssuedInFuture);
+        }
+    }
+    if policy.require_jti {
+        if claims.jti.is_none() {
+            return Err(JwtError::MissingClaim("jti"));
+        }
+        match claims.exp {
+            Some(exp) if exp.0 <= now + 3600.0 + leeway => {}
+            _ => return Err(JwtError::JtiLifetime),
+        }
+    }
+    if claims.is_anonymous == Some(true) && !policy.allow_anonymous {
+        return Err(JwtError::AnonymousNotAllowed);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template() -> ClaimsTemplate {
+        ClaimsTemplate {
+            client_id: "cs-1".into(),
+            app_claim: AppClaim::AppId,
+            user_identity: true,
+            expires_in: Some(Duration::from_secs(600)),
+            jti: true,
+            extra: Map::new(),
+        }
+    }
+
+    #[test]
+    fn hs_round_trip_and_bad_signature() {
+        let signer = Signer::hmac(Alg::HS256, b"secret").unwrap();
+        let token = signer.sign(&template().for_user("u1")).unwrap();
+        let key = VerifyKey::Secret(b"secret".to_vec());
+        let (alg, claims) = verify(&token, &key, &VerifyPolicy::default()).unwrap();
+        assert_eq!(alg, Alg::HS256);
+        assert_eq!(claims.app(), Some("cs-1"));
+        assert_eq!(claims.user_identity.as_deref(), Some("u1"));
+        let wrong = VerifyKey::Secret(b"other".to_vec());
+        assert_eq!(verify(&token, &wrong, &VerifyPolicy::default()), Err(JwtError::BadSignature));
+    }
+
+    #[test]
+    fn none_is_refused() {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let token = format!(
+            "{}.{}.",
+            b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
+            b64.encode(br#"{"appId":"cs-1"}"#)
+        );
+        let key = VerifyKey::Secret(b"secret".to_vec());
+        assert_eq!(
+            verify(&token, &key, &VerifyPolicy::default()),
+            Err(JwtError::UnsupportedAlgorithm("none".into()))
+        );
+    }
+
+    #[test]
+    fn claim_rules() {
+        let p = VerifyPolicy { leeway: Duration::ZERO, ..Default::default() };
+        let now = 1_000_000.0;
+        let mut c = Claims { exp: Some(NumericDate(now - 1.0)), ..Default::default() };
+        assert_eq!(check_claims(&c, &p, now), Err(JwtError::Expired));
+        c.exp = Some(NumericDate(now + 0.5));
+        assert_eq!(check_claims(&c, &p, now), Ok(()));
+        let strict = VerifyPolicy { require_jti: true, ..p.clone() };
+        assert_eq!(check_claims(&c, &strict, now), Err(JwtError::MissingClaim("jti")));
+        c.jti = Some("j".into());
+        c.exp = Some(NumericDate(now + 7200.0));
+        assert_eq!(check_claims(&c, &strict, now), Err(JwtError::JtiLifetime));
+        c.is_anonymous = Some(true);
+        c.exp = Some(NumericDate(now + 60.0));
+        let no_anon = VerifyPolicy { allow_anonymous: false, ..p };
+        assert_eq!(check_claims(&c, &no_anon, now), Err(JwtError::AnonymousNotAllowed));
+    }
+
+    #[test]
+    fn fractional_times_and_iss() {
+        let c: Claims =
+            serde_json::from_str(r#"{"iss":"cs-9","iat":1700000000.25,"exp":1700000600.5}"#).unwrap();
+        assert_eq!(c.app(), Some("cs-9"));
+        assert_eq!(c.exp, Some(NumericDate(1_700_000_600.5)));
+        let c = Claims { iat: Some(NumericDate(5.0)), ..Default::default() };
+        assert_eq!(serde_json::to_string(&c).unwrap(), r#"{"iat":5}"#);
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("bearer abc").unwrap(), "abc");
+        assert_eq!(bearer_token("Bearer abc").unwrap(), "abc");
+        assert!(bearer_token("Basic abc").is_err());
+        assert!(bearer_token("abc").is_err());
+    }
+}

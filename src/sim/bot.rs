@@ -1,0 +1,851 @@
+//! Bot definition files (`*.bot.yaml`): what a simulated bot says and how its channel instances
+//! behave. Parsed into raw structs that reject unknown keys, then validated into a [`Bot`] that
+//! the simulator runs; every error names the file, line, column and YAML path.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::Regex;
+use serde::Deserialize;
+use serde_json::Value;
+use serde_saphyr::Spanned;
+
+use super::faults::{Faults, RawFaults};
+use crate::common::{Delay, DurationSpec};
+use crate::protocol::ids;
+use crate::protocol::jwt::{Alg, VerifyKey, VerifyPolicy};
+use crate::protocol::{TaskEnd, SYNC_BUDGET};
+
+/// An error in a bot definition, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}{}", path_suffix(.path))]
+pub struct BotError {
+    /// The file (or `<demo>`).
+    pub file: String,
+    /// 1-based line; 0 when unknown.
+    pub line: u64,
+    /// 1-based column; 0 when unknown.
+    pub column: u64,
+    /// The YAML path, e.g. `dialogs[2].match.regex`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn path_suffix(path: &str) -> String {
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!(" (at `{path}`)")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw file format.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBot {
+    bot: RawBotInfo,
+    apps: Vec<Spanned<RawApp>>,
+    instances: Vec<Spanned<RawInstance>>,
+    #[serde(default)]
+    settings: RawSettings,
+    welcome: RawSays,
+    #[serde(default)]
+    fallback: Option<RawSays>,
+    #[serde(default)]
+    dialogs: Vec<Spanned<RawDialog>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBotInfo {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    client_id: String,
+    #[serde(default)]
+    client_secret: Option<String>,
+    #[serde(default)]
+    public_key: Option<String>,
+    #[serde(default)]
+    public_key_file: Option<String>,
+    #[serde(default)]
+    algorithms: Option<Vec<String>>,
+    #[serde(default)]
+    require: Vec<String>,
+    #[serde(default = "yes")]
+    allow_anonymous: bool,
+    #[serde(default)]
+    leeway: Option<DurationSpec>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInstance {
+    id: String,
+    #[serde(default)]
+    mode: Mode,
+    #[serde(default = "yes")]
+    polling: bool,
+    #[serde(default)]
+    post_url: Option<String>,
+    #[serde(default)]
+    sync_timeout: Option<DurationSpec>,
+    #[serde(default)]
+    rate_limit: Option<RawRateLimit>,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    faults: RawFaults,
+    #[serde(default)]
+    delivery: RawDelivery,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    requests: u32,
+    per: DurationSpec,
+    #[serde(default)]
+    burst: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDelivery {
+    #[serde(default)]
+    attempts: Option<u32>,
+    #[serde(default)]
+    backoff: Option<DurationSpec>,
+    #[serde(default)]
+    max_backoff: Option<DurationSpec>,
+    #[serde(default)]
+    timeout: Option<DurationSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    #[serde(default)]
+    session_idle: Option<DurationSpec>,
+    #[serde(default)]
+    poll_ttl: Option<DurationSpec>,
+    #[serde(default)]
+    max_file_bytes: Option<u64>,
+    #[serde(default)]
+    max_chunk_bytes: Option<u64>,
+    #[serde(default)]
+    v1_templates: Option<TemplateEncoding>,
+    #[serde(default)]
+    v2_templates: Option<TemplateEncoding>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawSays {
+    One(RawSay),
+    Many(Vec<RawSay>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawSay {
+    Text(String),
+    Template { template: Value },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDialog {
+    name: String,
+    #[serde(rename = "match")]
+    matcher: RawMatch,
+    steps: Vec<Spanned<RawStep>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    #[serde(default)]
+    keywords: Vec<String>,
+    #[serde(default)]
+    regex: Option<Spanned<String>>,
+    #[serde(default)]
+    attachment: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum RawStep {
+    Say(RawSay),
+    Ask(RawAsk),
+    Form(RawForm),
+    Service(RawService),
+    End(EndReason),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAsk {
+    prompt: String,
+    slot: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawForm {
+    name: String,
+    prompt: String,
+    fields: Vec<RawField>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawField {
+    key: String,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    r#type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawService {
+    Delay(Delay),
+    Full {
+        delay: Delay,
+        #[serde(default)]
+        fail_rate: Option<f64>,
+        #[serde(default)]
+        on_failure: Option<String>,
+    },
+}
+
+// ---------------------------------------------------------------------------------------------
+// The validated bot.
+
+/// Sync or async channel mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Answers in the response (V2: with polling when enabled).
+    #[default]
+    Sync,
+    /// Acks at once, then POSTs every message to POST_URL.
+    Async,
+}
+
+/// How a template travels inside a message value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TemplateEncoding {
+    /// A JSON object.
+    Object,
+    /// A JSON string holding the object.
+    String,
+    /// An HTML-entity-escaped JSON string (what V1 clients see in the wild).
+    Escaped,
+}
+
+/// `endReason` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub enum EndReason {
+    /// The task completed.
+    Fulfilled,
+    /// The task was interrupted (also used when a service fails).
+    Interrupted,
+    /// The user cancelled.
+    Cancelled,
+}
+
+impl EndReason {
+    /// As written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Fulfilled => "Fulfilled",
+            EndReason::Interrupted => "Interrupted",
+            EndReason::Cancelled => "Cancelled",
+        }
+    }
+}
+
+/// A registered app (client id with its keys and token rules).
+#[derive(Debug, Clone)]
+pub struct App {
+    /// `cs-…`.
+    pub client_id: String,
+    /// Verifies HS tokens.
+    pub secret: Option<VerifyKey>,
+    /// Verifies RS tokens.
+    pub public_key: Option<VerifyKey>,
+    /// Token rules.
+    pub policy: VerifyPolicy,
+    /// Kept for `--print-config`.
+    pub client_secret: Option<String>,
+}
+
+/// A token bucket's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Tokens added per second.
+    pub per_second: f64,
+    /// Bucket size.
+    pub burst: f64,
+}
+
+/// Retries of async deliveries to POST_URL.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeliveryPolicy {
+    /// Tries in all, including the first.
+    pub attempts: u32,
+    /// First wait between tries; doubles each time.
+    pub backoff: Duration,
+    /// Cap on the wait.
+    pub max_backoff: Duration,
+    /// Per-try timeout.
+    pub timeout: Duration,
+}
+
+/// A channel instance.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// `default`, `ivrInst-…`.
+    pub id: String,
+    /// True for the first instance, served without `/hookInstance/{id}`.
+    pub first: bool,
+    /// Sync or async.
+    pub mode: Mode,
+    /// V2 sync polling.
+    pub polling: bool,
+    /// Where async messages go.
+    pub post_url: Option<String>,
+    /// Sync budget (15 s by default).
+    pub sync_timeout: Duration,
+    /// Per-app token bucket.
+    pub rate_limit: Option<RateLimit>,
+    /// Disabled instances answer 404.
+    pub enabled: bool,
+    /// Fault and latency injection.
+    pub faults: Faults,
+    /// Async delivery retries.
+    pub delivery: DeliveryPolicy,
+}
+
+impl Instance {
+    /// `channelType` for the upload API.
+    pub fn channel_type(&self) -> &str {
+        if self.first {
+            "ivr"
+        } else {
+            &self.id
+        }
+    }
+}
+
+/// Something the bot says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Say {
+    /// Text; `{slot}` placeholders are filled in.
+    Text(String),
+    /// A template object; strings inside it are filled in too.
+    Template(Value),
+}
+
+/// A digital form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Form {
+    /// `frm-…`, stable for the form's name.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Text sent with the form.
+    pub prompt: String,
+    /// Fields.
+    pub fields: Vec<FormField>,
+}
+
+/// A form field; its `key` becomes a slot when the form is submitted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FormField {
+    /// `fct-…`, stable for form and key.
+    pub id: String,
+    /// Slot name.
+    pub key: String,
+    /// Display label.
+    pub label: String,
+    /// Component type (`textField`).
+    pub kind: String,
+}
+
+impl Form {
+    /// `{"formDef": …, "formInitialization": …}` as V1 sends it in `form` and V2 in a data item.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "formDef": {
+                "id": self.id,
+                "name": self.name,
+                "components": self.fields.iter().map(|f| serde_json::json!({
+                    "id": f.id, "key": f.key, "displayName": f.label, "type": f.kind
+                })).collect::<Vec<_>>(),
+            },
+            "formInitialization": { "valueMap": {} }
+        })
+    }
+}
+
+/// One step of a dialog.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Send a message.
+    Say(Say),
+    /// Send the prompt, wait for the next user message, keep it in `slot`.
+    Ask {
+        /// Text sent.
+        prompt: String,
+        /// Slot filled by the answer.
+        slot: String,
+    },
+    /// Send a form and wait for its submission.
+    Form(Arc<Form>),
+    /// A service node: a delay, possibly failing.
+    Service {
+        /// How long it runs.
+        delay: Delay,
+        /// Probability it fails (0..=1).
+        fail_rate: f64,
+        /// Said when it fails; the task then ends `Interrupted`.
+        on_failure: String,
+    },
+    /// End the task.
+    End(EndReason),
+}
+
+/// How a dialog is chosen.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    /// Any of these words (case-insensitive) in the text.
+    pub keywords: Vec<String>,
+    /// Or this pattern.
+    pub regex: Option<Regex>,
+    /// Only messages with attachments.
+    pub attachment: bool,
+}
+
+impl Matcher {
+    /// True when the message selects this dialog.
+    pub fn matches(&self, text_lower: &str, has_attachments: bool) -> bool {
+        if self.attachment && !has_attachments {
+            return false;
+        }
+        let by_text = self.keywords.iter().any(|k| text_lower.contains(k.as_str()))
+            || self.regex.as_ref().is_some_and(|r| r.is_match(text_lower));
+        by_text || (self.attachment && self.keywords.is_empty() && self.regex.is_none())
+    }
+}
+
+/// A dialog task.
+#[derive(Debug, Clone)]
+pub struct Dialog {
+    /// Also `completedTaskName`.
+    pub name: String,
+    /// `completedTaskId`: `dg-…`, stable for the name.
+    pub task_id: String,
+    /// Selection.
+    pub matcher: Matcher,
+    /// What it does.
+    pub steps: Vec<Step>,
+}
+
+impl Dialog {
+    /// The task fields for an end with `reason`.
+    pub fn task_end(&self, reason: EndReason) -> TaskEnd {
+        TaskEnd {
+            reason: reason.as_str().to_string(),
+            task_id: self.task_id.clone(),
+            task_name: self.name.clone(),
+        }
+    }
+}
+
+/// Settings that are gaps in the public documentation, with their defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Sessions idle longer than this are dropped (15 min).
+    pub session_idle: Duration,
+    /// Undelivered poll batches are dropped after this (5 min).
+    pub poll_ttl: Duration,
+    /// Largest uploaded file (25 MiB).
+    pub max_file_bytes: u64,
+    /// Largest chunk (2 MiB).
+    pub max_chunk_bytes: u64,
+    /// Templates in V1 `text` (HTML-escaped JSON strings).
+    pub v1_templates: TemplateEncoding,
+    /// Templates in V2 `data[].val` (objects).
+    pub v2_templates: TemplateEncoding,
+}
+
+/// A validated bot definition.
+#[derive(Debug, Clone)]
+pub struct Bot {
+    /// `st-…`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Registered apps.
+    pub apps: Vec<App>,
+    /// Channel instances; the first is served without `/hookInstance/`.
+    pub instances: Vec<Instance>,
+    /// Gap settings.
+    pub settings: Settings,
+    /// The ON_CONNECT answer.
+    pub welcome: Vec<Say>,
+    /// What the bot says when nothing matches.
+    pub fallback: Vec<Say>,
+    /// Dialogs, tried in order.
+    pub dialogs: Vec<Dialog>,
+}
+
+impl Bot {
+    /// Reads and validates a bot file.
+    pub fn from_file(path: &Path) -> Result<Bot, BotError> {
+        let text = std::fs::read_to_string(path).map_err(|e| BotError {
+            file: path.display().to_string(),
+            line: 0,
+            column: 0,
+            path: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Bot::from_yaml(&text, &path.display().to_string(), path.parent())
+    }
+
+    /// The built-in demo bot (`scenarios/bots/demo.bot.yaml`).
+    pub fn demo() -> Bot {
+        Bot::from_yaml(DEMO_BOT, "<demo.bot.yaml>", None).expect("the embedded demo bot is valid")
+    }
+
+    /// Parses and validates bot YAML; `base_dir` resolves `public_key_file`.
+    pub fn from_yaml(text: &str, file: &str, base_dir: Option<&Path>) -> Result<Bot, BotError> {
+        let raw: RawBot = serde_saphyr::from_str(text).map_err(|e| {
+            let loc = e.location();
+            BotError {
+                file: file.to_string(),
+                line: loc.map(|l| l.line()).unwrap_or(0),
+                column: loc.map(|l| l.column()).unwrap_or(0),
+                path: String::new(),
+                message: first_line(&e.to_string()),
+            }
+        })?;
+        Validator { file, base_dir }.bot(raw)
+    }
+
+    /// The instance by id.
+    pub fn instance(&self, id: &str) -> Option<(usize, &Instance)> {
+        self.instances.iter().enumerate().find(|(_, i)| i.id == id)
+    }
+
+    /// The instance whose upload `channelType` this is.
+    pub fn instance_by_channel(&self, channel: &str) -> Option<(usize, &Instance)> {
+        self.instances
+            .iter()
+            .enumerate()
+            .find(|(_, i)| i.channel_type() == channel)
+    }
+
+    /// The app by client id.
+    pub fn app(&self, client_id: &str) -> Option<&App> {
+        self.apps.iter().find(|a| a.client_id == client_id)
+    }
+}
+
+/// The demo bot's definition, embedded so `hookbench sim` works anywhere.
+pub const DEMO_BOT: &str = include_str!("../../scenarios/bots/demo.bot.yaml");
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or(s).trim().to_string()
+}
+
+struct Validator<'a> {
+    file: &'a str,
+    base_dir: Option<&'a Path>,
+}
+
+impl Validator<'_> {
+    fn err<T>(&self, at: &serde_saphyr::Location, path: String, message: String) -> Result<T, BotError> {
+        Err(BotError {
+            file: self.file.to_string(),
+            line: at.line(),
+            column: at.column(),
+            path,
+            message,
+        })
+    }
+
+    fn bot(&self, raw: RawBot) -> Result<Bot, BotError> {
+        let nowhere = serde_saphyr::Location::UNKNOWN;
+        if raw.apps.is_empty() {
+            return self.err(&nowhere, "apps".into(), "a bot needs at least one app".into());
+        }
+        if raw.instances.is_empty() {
+            return self.err(&nowhere, "instances".into(), "a bot needs at least one channel instance".into());
+        }
+        let apps = raw
+            .apps
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| self.app(i, a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut seen = HashSet::new();
+        let mut instances = Vec::new();
+        for (i, inst) in raw.instances.into_iter().enumerate() {
+            let at = inst.referenced.clone();
+            let r = inst.value;
+            if !seen.insert(r.id.clone()) {
+                return self.err(&at, format!("instances[{i}].id"), format!("duplicate instance id `{}`", r.id));
+            }
+            let faults = Faults::from_raw(r.faults).or_else(|m| self.err(&at, format!("instances[{i}].faults"), m))?;
+            let rate_limit = match r.rate_limit {
+                None => None,
+                Some(rl) if rl.requests == 0 || rl.per.get().is_zero() => {
+                    return self.err(&at, format!("instances[{i}].rate_limit"), "requests and per must be above zero".into())
+                }
+                Some(rl) => Some(RateLimit {
+                    per_second: f64::from(rl.requests) / rl.per.get().as_secs_f64(),
+                    burst: f64::from(rl.burst.unwrap_or(rl.requests).max(1)),
+                }),
+            };
+            if let Some(url) = &r.post_url {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return self.err(&at, format!("instances[{i}].post_url"), format!("`{url}` is not an http(s) URL"));
+                }
+            }
+            instances.push(Instance {
+                first: i == 0,
+                id: r.id,
+                mode: r.mode,
+                polling: r.polling,
+                post_url: r.post_url,
+                sync_timeout: r.sync_timeout.map(DurationSpec::get).unwrap_or(SYNC_BUDGET),
+                rate_limit,
+                enabled: r.enabled,
+                faults,
+                delivery: DeliveryPolicy {
+                    attempts: r.delivery.attempts.unwrap_or(5).max(1),
+                    backoff: r.delivery.backoff.map(DurationSpec::get).unwrap_or(Duration::from_millis(200)),
+                    max_backoff: r.delivery.max_backoff.map(DurationSpec::get).unwrap_or(Duration::from_secs(5)),
+                    timeout: r.delivery.timeout.map(DurationSpec::get).unwrap_or(Duration::from_secs(5)),
+                },
+            });
+        }
+        let s = raw.settings;
+        let settings = Settings {
+            session_idle: s.session_idle.map(DurationSpec::get).unwrap_or(Duration::from_secs(15 * 60)),
+            poll_ttl: s.poll_ttl.map(DurationSpec::get).unwrap_or(Duration::from_secs(5 * 60)),
+            max_file_bytes: s.max_file_bytes.unwrap_or(25 * 1024 * 1024),
+            max_chunk_bytes: s.max_chunk_bytes.unwrap_or(2 * 1024 * 1024),
+            v1_templates: s.v1_templates.unwrap_or(TemplateEncoding::Escaped),
+            v2_templates: s.v2_templates.unwrap_or(TemplateEncoding::Object),
+        };
+        let mut names = HashSet::new();
+        let mut dialogs = Vec::new();
+        for (i, d) in raw.dialogs.into_iter().enumerate() {
+            let at = d.referenced.clone();
+            if !names.insert(d.value.name.clone()) {
+                return self.err(&at, format!("dialogs[{i}].name"), format!("duplicate dialog `{}`", d.value.name));
+            }
+            dialogs.push(self.dialog(i, at, d.value)?);
+        }
+        let says = |r: RawSays| match r {
+            RawSays::One(s) => vec![say(s)],
+            RawSays::Many(v) => v.into_iter().map(say).collect(),
+        };
+        Ok(Bot {
+            id: raw.bot.id.clone(),
+            name: raw.bot.name.unwrap_or(raw.bot.id),
+            apps,
+            instances,
+            settings,
+            welcome: says(raw.welcome),
+            fallback: raw
+                .fallback
+                .map(says)
+                .unwrap_or_else(|| vec![Say::Text("Sorry, I didn't understand that.".into())]),
+            dialogs,
+        })
+    }
+
+    fn app(&self, i: usize, spanned: Spanned<RawApp>) -> Result<App, BotError> {
+        let at = spanned.referenced.clone();
+        let r = spanned.value;
+        let path = |k: &str| format!("apps[{i}].{k}");
+        let algorithms = match r.algorithms {
+            None => Alg::ALL.to_vec(),
+            Some(list) => list
+                .iter()
+                .map(|a| {
+                    Alg::parse(a).ok_or(()).or_else(|_| {
+                        self.err(&at, path("algorithms"), format!("unknown algorithm `{a}` (expected HS256, HS512, RS256 or RS512)"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        let mut policy = VerifyPolicy {
+            algorithms,
+            allow_anonymous: r.allow_anonymous,
+            ..Default::default()
+        };
+        if let Some(l) = r.leeway {
+            policy.leeway = l.get();
+        }
+        for claim in &r.require {
+            match claim.as_str() {
+                "exp" => policy.require_exp = true,
+                "iat" => policy.require_iat = true,
+                "jti" => policy.require_jti = true,
+                other => return self.err(&at, path("require"), format!("cannot require `{other}` (expected exp, iat or jti)")),
+            }
+        }
+        let pem = match (&r.public_key, &r.public_key_file) {
+            (Some(_), Some(_)) => return self.err(&at, path("public_key"), "give public_key or public_key_file, not both".into()),
+            (Some(p), None) => Some(p.clone().into_bytes()),
+            (None, Some(f)) => {
+                let full: PathBuf = self.base_dir.map(|d| d.join(f)).unwrap_or_else(|| PathBuf::from(f));
+                Some(std::fs::read(&full).or_else(|e| self.err(&at, path("public_key_file"), format!("cannot read {}: {e}", full.display())))?)
+            }
+            (None, None) => None,
+        };
+        let public_key = pem
+            .map(|p| VerifyKey::rsa_pem(&p).or_else(|e| self.err(&at, path("public_key"), e.to_string())))
+            .transpose()?;
+        if r.client_secret.is_none() && public_key.is_none() {
+            return self.err(&at, format!("apps[{i}]"), "an app needs a client_secret or a public key".into());
+        }
+        Ok(App {
+            client_id: r.client_id,
+            secret: r.client_secret.as_ref().map(|s| VerifyKey::Secret(s.clone().into_bytes())),
+            public_key,
+            policy,
+            client_secret: r.client_secret,
+        })
+    }
+
+    fn dialog(&self, i: usize, at: serde_saphyr::Location, r: RawDialog) -> Result<Dialog, BotError> {
+        let regex = match r.matcher.regex {
+            None => None,
+            Some(re) => Some(Regex::new(&format!("(?i){}", re.value)).or_else(|e| {
+                self.err(&re.referenced, format!("dialogs[{i}].match.regex"), format!("invalid regex: {}", first_line(&e.to_string())))
+            })?),
+        };
+        let matcher = Matcher {
+            keywords: r.matcher.keywords.iter().map(|k| k.to_lowercase()).collect(),
+            regex,
+            attachment: r.matcher.attachment,
+        };
+        if matcher.keywords.is_empty() && matcher.regex.is_none() && !matcher.attachment {
+            return self.err(&at, format!("dialogs[{i}].match"), "a dialog needs keywords, a regex or `attachment: true`".into());
+        }
+        let mut steps = Vec::new();
+        for (j, s) in r.steps.into_iter().enumerate() {
+            let sat = s.referenced.clone();
+            steps.push(match s.value {
+                RawStep::Say(s) => Step::Say(say(s)),
+                RawStep::Ask(a) => Step::Ask { prompt: a.prompt, slot: a.slot },
+                RawStep::End(reason) => Step::End(reason),
+                RawStep::Form(f) => {
+                    let form_id = ids::stable_id("frm", &format!("{}/{}", r.name, f.name));
+                    Step::Form(Arc::new(Form {
+                        fields: f
+                            .fields
+                            .into_iter()
+                            .map(|fl| FormField {
+                                id: ids::stable_id("fct", &format!("{form_id}/{}", fl.key)),
+                                label: fl.label.unwrap_or_else(|| fl.key.clone()),
+                                kind: fl.r#type.unwrap_or_else(|| "textField".into()),
+                                key: fl.key,
+                            })
+                            .collect(),
+                        id: form_id,
+                        name: f.name,
+                        prompt: f.prompt,
+                    }))
+                }
+                RawStep::Service(svc) => {
+                    let (delay, fail_rate, on_failure) = match svc {
+                        RawService::Delay(d) => (d, None, None),
+                        RawService::Full { delay, fail_rate, on_failure } => (delay, fail_rate, on_failure),
+                    };
+                    let fail_rate = fail_rate.unwrap_or(0.0);
+                    if !(0.0..=1.0).contains(&fail_rate) {
+                        return self.err(&sat, format!("dialogs[{i}].steps[{j}].service.fail_rate"), "must be between 0 and 1".into());
+                    }
+                    Step::Service {
+                        delay,
+                        fail_rate,
+                        on_failure: on_failure.unwrap_or_else(|| "Sorry, the service is not available right now.".into()),
+                    }
+                }
+            });
+        }
+        Ok(Dialog {
+            task_id: ids::stable_id("dg", &r.name),
+            name: r.name,
+            matcher,
+            steps,
+        })
+    }
+}
+
+fn say(r: RawSay) -> Say {
+    match r {
+        RawSay::Text(t) => Say::Text(t),
+        RawSay::Template { template } => Say::Template(template),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_bot_is_valid_and_complete() {
+        let bot = Bot::demo();
+        let ids: Vec<_> = bot.instances.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["default", "ivrInst-nopoll", "ivrInst-async"]);
+        assert!(bot.instances[0].first && bot.instances[0].polling);
+        assert!(!bot.instances[1].polling);
+        assert_eq!(bot.instances[2].mode, Mode::Async);
+        for name in ["Show Balance", "Transfer Funds", "Menu", "Contact Form", "Slow Report"] {
+            assert!(bot.dialogs.iter().any(|d| d.name == name), "{name}");
+        }
+    }
+
+    #[test]
+    fn unknown_key_points_at_line_and_column() {
+        let yaml = "bot: {id: st-1}\napps:\n  - client_id: cs-1\n    client_secrt: x\ninstances: [{id: a}]\nwelcome: hi\n";
+        let e = Bot::from_yaml(yaml, "x.bot.yaml", None).unwrap_err();
+        assert_eq!((e.line, e.file.as_str()), (4, "x.bot.yaml"), "{e}");
+        assert!(e.message.contains("client_secrt"), "{e}");
+    }
+
+    #[test]
+    fn bad_regex_is_located() {
+        let yaml = "bot: {id: st-1}\napps: [{client_id: cs-1, client_secret: s}]\ninstances: [{id: a}]\nwelcome: hi\ndialogs:\n  - name: x\n    match: {regex: \"(\"}\n    steps: [{say: hi}]\n";
+        let e = Bot::from_yaml(yaml, "x.bot.yaml", None).unwrap_err();
+        assert_eq!(e.path, "dialogs[0].match.regex");
+        assert_eq!(e.line, 7, "{e}");
+        assert!(e.to_string().starts_with("x.bot.yaml:7:"), "{e}");
+    }
+}

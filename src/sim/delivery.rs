@@ -1,0 +1,114 @@
+//! Async mode: every bot message is POSTed on its own to the instance's POST_URL, then the task
+//! fields as a separate POST; failed POSTs are retried with exponential backoff, and the fault
+//! settings can duplicate, reorder and delay them.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::Rng;
+
+use super::conversation::{Segment, Turn};
+use super::server::{v1_body, v2_body};
+use super::state::SimState;
+use crate::protocol::{v2, Version};
+
+/// Starts delivering a turn in the background.
+pub fn spawn(state: Arc<SimState>, instance: u16, version: Version, user: String, turn: Turn) {
+    tokio::spawn(async move { deliver(&state, instance, version, &user, turn).await });
+}
+
+/// The bodies of one segment: one per message, then the task end on its own.
+fn bodies(state: &SimState, version: Version, user: &str, seg: &Segment) -> Vec<Bytes> {
+    let mut out = Vec::with_capacity(seg.messages.len() + 1);
+    for m in &seg.messages {
+        let single = Segment { delay: Duration::ZERO, messages: vec![m.clone()], task_end: None };
+        let bytes = match version {
+            Version::V1 => serde_json::to_vec(&v1_body(state, std::slice::from_ref(&single), Some(user))),
+            Version::V2 => serde_json::to_vec(&v2_body(state, std::slice::from_ref(&single), user)),
+        };
+        out.extend(bytes.ok().map(Bytes::from));
+    }
+    if let Some(end) = &seg.task_end {
+        let bytes = match version {
+            Version::V1 => {
+                let mut b = v1_body(state, &[], Some(user));
+                b.set_task_end(end);
+                serde_json::to_vec(&b)
+            }
+            Version::V2 => {
+                let mut b = v2::Response::messages(Vec::new());
+                b.to = Some(user.to_string());
+                b.from = Some(state.bot.id.clone());
+                b.set_task_end(end);
+                serde_json::to_vec(&b)
+            }
+        };
+        out.extend(bytes.ok().map(Bytes::from));
+    }
+    out
+}
+
+async fn deliver(state: &SimState, instance: u16, version: Version, user: &str, turn: Turn) {
+    let inst = &state.bot.instances[instance as usize];
+    let Some(url) = inst.post_url.as_deref() else {
+        let n: usize = turn.segments.iter().map(|s| s.messages.len() + usize::from(s.task_end.is_some())).sum();
+        state.metrics.async_undeliverable.fetch_add(n as u64, Relaxed);
+        tracing::warn!(instance = %inst.id, "async instance has no POST_URL; {n} message(s) dropped");
+        return;
+    };
+    let faults = &inst.faults;
+    for seg in &turn.segments {
+        tokio::time::sleep(seg.delay).await;
+        let mut posts = bodies(state, version, user, seg);
+        if faults.async_reorder_rate > 0.0 {
+            let mut rng = rand::rng();
+            for i in 0..posts.len().saturating_sub(1) {
+                if rng.random_bool(faults.async_reorder_rate) {
+                    posts.swap(i, i + 1);
+                }
+            }
+        }
+        for body in posts {
+            let (extra, dup) = {
+                let mut rng = rand::rng();
+                (faults.async_delay.sample(&mut rng), faults.async_duplicate_rate > 0.0 && rng.random_bool(faults.async_duplicate_rate))
+            };
+            tokio::time::sleep(extra).await;
+            post_with_retries(state, url, body.clone(), inst.delivery).await;
+            if dup {
+                post_with_retries(state, url, body, inst.delivery).await;
+            }
+        }
+    }
+}
+
+async fn post_with_retries(state: &SimState, url: &str, body: Bytes, policy: super::bot::DeliveryPolicy) {
+    let mut backoff = policy.backoff;
+    for attempt in 1..=policy.attempts {
+        let result = state
+            .http
+            .post(url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .timeout(policy.timeout)
+            .body(body.clone())
+            .send()
+            .await;
+        match result {
+            Ok(r) if r.status().is_success() => {
+                state.metrics.async_deliveries.fetch_add(1, Relaxed);
+                return;
+            }
+            Ok(r) => tracing::debug!(status = %r.status(), attempt, "POST_URL refused a delivery"),
+            Err(e) => tracing::debug!(error = %e, attempt, "POST_URL delivery failed"),
+        }
+        if attempt < policy.attempts {
+            state.metrics.async_retries.fetch_add(1, Relaxed);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(policy.max_backoff);
+        }
+    }
+    state.metrics.async_failures.fetch_add(1, Relaxed);
+    tracing::warn!(%url, attempts = policy.attempts, "async delivery given up");
+}

@@ -1,0 +1,188 @@
+//! The reference simulator of the platform's Webhook channel (`hookbench sim`): V1 and V2,
+//! sync, polling and async, JWT, uploads, rate limits, and fault and latency injection. It is
+//! the embedded default target of every command and what the tests run against.
+
+pub mod bot;
+pub mod conversation;
+pub mod delivery;
+pub mod faults;
+pub mod metrics;
+pub mod record;
+pub mod serve;
+pub mod server;
+pub mod state;
+pub mod upload;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use bot::{Bot, BotError, Mode};
+pub use state::SimState;
+
+use crate::protocol::{Endpoints, Version};
+
+/// How to start a simulator.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The bot served.
+    pub bot: Bot,
+    /// Overrides POST_URL of every async instance.
+    pub post_url: Option<String>,
+    /// Records every request as a JSON line.
+    pub record: Option<PathBuf>,
+    /// How long open connections may finish after shutdown starts.
+    pub grace: Duration,
+}
+
+impl SimConfig {
+    /// The demo bot with default settings.
+    pub fn demo() -> Self {
+        Self::new(Bot::demo())
+    }
+
+    /// A bot with default settings.
+    pub fn new(bot: Bot) -> Self {
+        Self { bot, post_url: None, record: None, grace: Duration::from_secs(5) }
+    }
+}
+
+/// One instance as `--print-config json` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct InstanceInfo {
+    /// Instance id.
+    pub id: String,
+    /// V1 message URL.
+    pub v1_url: String,
+    /// V2 message URL.
+    pub v2_url: String,
+    /// sync or async.
+    pub mode: Mode,
+    /// V2 polling.
+    pub polling: bool,
+}
+
+/// What a client needs to talk to a running simulator (`--print-config json`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SimInfo {
+    /// `http://127.0.0.1:PORT`.
+    pub base_url: String,
+    /// `st-…`.
+    pub bot_id: String,
+    /// First app's client id.
+    pub client_id: String,
+    /// First app's secret (none for key-pair apps).
+    pub client_secret: Option<String>,
+    /// Every instance.
+    pub instances: Vec<InstanceInfo>,
+}
+
+/// A simulator serving on a socket.
+#[derive(Debug)]
+pub struct RunningSim {
+    /// Bound address.
+    pub addr: SocketAddr,
+    /// Shared state (sessions, metrics) for tests and embedding.
+    pub state: Arc<SimState>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: JoinHandle<()>,
+    sweeper: JoinHandle<()>,
+}
+
+impl RunningSim {
+    /// Binds `listen` (port 0 picks a free port) and starts serving.
+    pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<RunningSim> {
+        let mut bot = config.bot;
+        if let Some(url) = &config.post_url {
+            for inst in bot.instances.iter_mut().filter(|i| i.mode == Mode::Async) {
+                inst.post_url = Some(url.clone());
+            }
+        }
+        let state = Arc::new(SimState::new(bot));
+        let mut router = server::router(state.clone());
+        if let Some(path) = &config.record {
+            let rec = record::Recorder::create(path)?;
+            router = router.layer(axum::middleware::from_fn_with_state(rec, record::record));
+        }
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let grace = config.grace;
+        let server = tokio::spawn(async move {
+            serve::serve(listener, router, async { let _ = rx.await; }, grace).await;
+        });
+        let sweep_state = state.clone();
+        let sweeper = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+                sweep_state.sweep(Instant::now(), unix);
+            }
+        });
+        Ok(RunningSim { addr, state, shutdown: Some(tx), server, sweeper })
+    }
+
+    /// `http://ADDR`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// URLs for the served bot.
+    pub fn endpoints(&self) -> Endpoints {
+        Endpoints::new(&self.base_url(), &self.state.bot.id)
+    }
+
+    /// The message URL of an instance.
+    pub fn url(&self, version: Version, instance: &str) -> String {
+        let inst = self.state.bot.instance(instance).map(|(_, i)| i);
+        let segment = inst.filter(|i| !i.first).map(|i| i.id.as_str());
+        self.endpoints().message(version, segment)
+    }
+
+    /// The connection details `--print-config json` prints.
+    pub fn info(&self) -> SimInfo {
+        let bot = &self.state.bot;
+        let app = &bot.apps[0];
+        SimInfo {
+            base_url: self.base_url(),
+            bot_id: bot.id.clone(),
+            client_id: app.client_id.clone(),
+            client_secret: app.client_secret.clone(),
+            instances: bot
+                .instances
+                .iter()
+                .map(|i| InstanceInfo {
+                    id: i.id.clone(),
+                    v1_url: self.url(Version::V1, &i.id),
+                    v2_url: self.url(Version::V2, &i.id),
+                    mode: i.mode,
+                    polling: i.polling,
+                })
+                .collect(),
+        }
+    }
+
+    /// Stops accepting, lets open requests finish (up to the grace period), then returns.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.sweeper.abort();
+        let _ = (&mut self.server).await;
+    }
+}
+
+impl Drop for RunningSim {
+    fn drop(&mut self) {
+        self.sweeper.abort();
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}

@@ -1,0 +1,490 @@
+//! The simulator's HTTP routes: V1 and V2 messages, polling, uploads, health and metrics.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::Value;
+use tower_http::cors::{Any, CorsLayer};
+
+use super::bot::{Instance, Mode, TemplateEncoding};
+use super::conversation::{Out, Segment, Turn, UserContext};
+use super::delivery;
+use super::faults::{self, Injected};
+use super::metrics::Route;
+use super::state::{PollEntry, SimState};
+use super::upload;
+use crate::protocol::jwt::{self, Claims, JwtError};
+use crate::protocol::template::escape_html;
+use crate::protocol::v2::{DataItem, Input};
+use crate::protocol::{ids, v1, v2, ErrorEnvelope, ErrorKind, TaskEnd, Version};
+
+/// Marks a response whose connection must be closed without answering (fault injection).
+#[derive(Debug, Clone, Copy)]
+pub struct DropConnection;
+
+/// Header naming why a token was refused (the body always says `Invalid Access token`).
+pub const AUTH_ERROR_HEADER: &str = "x-hookbench-auth-error";
+
+type Shared = Arc<SimState>;
+
+/// The simulator's router.
+pub fn router(state: Shared) -> Router {
+    let upload_limit = state.bot.settings.max_file_bytes as usize + 1024 * 1024;
+    let api = Router::new()
+        .route("/chatbot/hooks/{bot}", post(v1_first))
+        .route("/chatbot/hooks/{bot}/hookInstance/{inst}", post(v1_instance))
+        .route("/chatbot/v2/webhook/{bot}", post(v2_first))
+        .route("/chatbot/v2/webhook/{bot}/hookInstance/{inst}", post(v2_instance))
+        .route("/chatbot/v2/webhook/{bot}/poll/{poll}", get(poll))
+        .merge(upload::routes(upload_limit))
+        .route("/healthz", get(|| async { ([(header::CONTENT_TYPE, "application/json")], r#"{"status":"ok"}"#) }))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(state.clone());
+    api.layer(middleware::from_fn_with_state(state, count))
+        .layer(
+            CorsLayer::new()
+                .allow_origin(Any)
+                .allow_methods([Method::GET, Method::POST, Method::PUT, Method::OPTIONS])
+                .allow_headers(Any)
+                .max_age(Duration::from_secs(86_400)),
+        )
+}
+
+async fn count(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    let route = match req.extensions().get::<MatchedPath>().map(MatchedPath::as_str) {
+        Some("/chatbot/hooks/{bot}") | Some("/chatbot/hooks/{bot}/hookInstance/{inst}") => Route::V1Message,
+        Some("/chatbot/v2/webhook/{bot}") | Some("/chatbot/v2/webhook/{bot}/hookInstance/{inst}") => Route::V2Message,
+        Some("/chatbot/v2/webhook/{bot}/poll/{poll}") => Route::Poll,
+        Some(p) if p.ends_with("/token") => Route::UploadToken,
+        Some(p) if p.ends_with("/chunk") && req.method() == Method::POST => Route::UploadChunk,
+        Some(p) if p.starts_with("/api/attachments/file/") => Route::UploadFile,
+        Some(p) if p.starts_with("/api/attachments/") => Route::UploadMerge,
+        Some("/healthz") => Route::Health,
+        Some("/metrics") => Route::Metrics,
+        _ => Route::Other,
+    };
+    let resp = next.run(req).await;
+    if resp.extensions().get::<DropConnection>().is_some() {
+        state.metrics.dropped_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    } else {
+        state.metrics.count(route, resp.status().as_u16());
+    }
+    resp
+}
+
+async fn metrics(State(state): State<Shared>) -> Response {
+    let body = state.metrics.render(state.sessions.len(), state.pending_polls());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn not_found(req: Request) -> Response {
+    let v = if req.uri().path().contains("/v2/") { Version::V2 } else { Version::V1 };
+    error(v, ErrorKind::NotFound)
+}
+
+/// A JSON response.
+pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response()
+}
+
+/// The error envelope for the version's routes.
+pub fn error(version: Version, kind: ErrorKind) -> Response {
+    let env = match version {
+        Version::V1 => ErrorEnvelope::v1(kind),
+        Version::V2 => ErrorEnvelope::v2(kind),
+    };
+    json(StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &env)
+}
+
+fn auth_error(version: Version, e: &JwtError) -> Response {
+    tracing::debug!(reason = %e, "token refused");
+    let mut r = error(version, ErrorKind::InvalidToken);
+    r.headers_mut().insert(AUTH_ERROR_HEADER, HeaderValue::from_static(e.code()));
+    r
+}
+
+fn dropped() -> Response {
+    let mut r = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    r.extensions_mut().insert(DropConnection);
+    r
+}
+
+/// Checks the bearer token against the bot's apps; returns the app's client id and the claims.
+pub fn authenticate(state: &SimState, headers: &HeaderMap) -> Result<(String, Claims), JwtError> {
+    let value = headers.get(header::AUTHORIZATION).ok_or(JwtError::Missing)?;
+    let value = value.to_str().map_err(|_| JwtError::Malformed("non-ASCII header".into()))?;
+    let token = jwt::bearer_token(value)?;
+    let (alg, claims) = jwt::peek(token)?;
+    let app = claims.app().and_then(|id| state.bot.app(id)).ok_or(JwtError::UnknownApp)?;
+    let key = if alg.is_hmac() { app.secret.as_ref() } else { app.public_key.as_ref() };
+    let key = key.ok_or(JwtError::AlgorithmNotAllowed(alg))?;
+    let (_, claims) = jwt::verify_peeked(token, alg, claims, key, &app.policy)?;
+    if app.policy.require_jti {
+        let jti = claims.jti.as_deref().unwrap_or_default();
+        let exp = claims.exp.map(|e| e.0).unwrap_or(f64::MAX);
+        if !state.use_jti(&app.client_id, jti, exp) {
+            return Err(JwtError::Replay);
+        }
+    }
+    Ok((app.client_id.clone(), claims))
+}
+
+/// Looks up the instance a message URL names; 404 for an unknown bot or instance.
+fn resolve<'a>(state: &'a SimState, bot: &str, inst: Option<&str>) -> Option<(u16, &'a Instance)> {
+    if bot != state.bot.id {
+        return None;
+    }
+    let (i, instance) = match inst {
+        None => (0, &state.bot.instances[0]),
+        Some(id) => state.bot.instance(id)?,
+    };
+    instance.enabled.then_some((i as u16, instance))
+}
+
+async fn v1_first(State(s): State<Shared>, Path(bot): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    message(s, Version::V1, bot, None, headers, body).await
+}
+
+async fn v1_instance(State(s): State<Shared>, Path((bot, inst)): Path<(String, String)>, headers: HeaderMap, body: Bytes) -> Response {
+    message(s, Version::V1, bot, Some(inst), headers, body).await
+}
+
+async fn v2_first(State(s): State<Shared>, Path(bot): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    message(s, Version::V2, bot, None, headers, body).await
+}
+
+async fn v2_instance(State(s): State<Shared>, Path((bot, inst)): Path<(String, String)>, headers: HeaderMap, body: Bytes) -> Response {
+    message(s, Version::V2, bot, Some(inst), headers, body).await
+}
+
+/// A request decoded far enough to run a turn.
+struct Decoded<'a> {
+    user: &'a str,
+    first_name: Option<&'a str>,
+    new_session: bool,
+    identity_checked: bool,
+    input: Input<'a>,
+}
+
+enum Parsed {
+    V1(v1::Request),
+    V2(v2::Request),
+}
+
+impl Parsed {
+    fn decode(&self) -> Result<Decoded<'_>, ErrorKind> {
+        match self {
+            Parsed::V1(r) => {
+                let input = match r.form_submission() {
+                    Some(fd) => Input::FormData(serde_json::from_value(fd.clone()).map_err(|_| ErrorKind::InvalidPayload)?),
+                    None => Input::Text { text: &r.message.text, attachments: r.all_attachments() },
+                };
+                Ok(Decoded {
+                    user: &r.from.id,
+                    first_name: r.from.user_info.as_ref().and_then(|u| u.first_name.as_deref()),
+                    new_session: r.is_new_session(),
+                    identity_checked: false,
+                    input,
+                })
+            }
+            Parsed::V2(r) => Ok(Decoded {
+                user: &r.from.id,
+                first_name: r.from.user_info.as_ref().and_then(|u| u.first_name.as_deref()),
+                new_session: r.is_new_session(),
+                identity_checked: true,
+                input: r.input().map_err(|e| {
+                    tracing::debug!(error = %e, "invalid V2 message");
+                    ErrorKind::InvalidPayload
+                })?,
+            }),
+        }
+    }
+}
+
+async fn message(state: Shared, version: Version, bot: String, inst: Option<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let arrived = Instant::now();
+    let Some((idx, instance)) = resolve(&state, &bot, inst.as_deref()) else {
+        return error(version, ErrorKind::NotFound);
+    };
+    let (app, claims) = match authenticate(&state, &headers) {
+        Ok(ok) => ok,
+        Err(e) => return auth_error(version, &e),
+    };
+    if let Some(limit) = instance.rate_limit {
+        if !state.take_token(idx, &app, limit) {
+            return error(version, ErrorKind::TooManyRequests);
+        }
+    }
+    let faults = &instance.faults;
+    let (injected, latency) = if faults.is_quiet() {
+        (Injected::None, Duration::ZERO)
+    } else {
+        let mut rng = rand::rng();
+        (faults.draw(&mut rng), faults.latency(&mut rng))
+    };
+    match injected {
+        Injected::Drop => return dropped(),
+        Injected::Status(code) => {
+            tokio::time::sleep(latency).await;
+            return error(version, injected_kind(code));
+        }
+        Injected::None | Injected::Malformed => {}
+    }
+    let parsed = match version {
+        Version::V1 => serde_json::from_slice(&body).map(Parsed::V1),
+        Version::V2 => serde_json::from_slice(&body).map(Parsed::V2),
+    };
+    let parsed = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::debug!(error = %e, "undecodable request body");
+            return error(version, ErrorKind::InvalidPayload);
+        }
+    };
+    let d = match parsed.decode() {
+        Ok(d) => d,
+        Err(kind) => return error(version, kind),
+    };
+    if d.identity_checked {
+        if let Some(identity) = claims.user_identity.as_deref() {
+            if identity != d.user {
+                return auth_error(version, &JwtError::IdentityMismatch);
+            }
+        }
+    }
+    let attachment_names = match &d.input {
+        Input::Text { attachments, .. } => attachments.iter().map(|a| attachment_name(&state, a)).collect(),
+        _ => Vec::new(),
+    };
+    let ctx = UserContext { user_id: d.user, first_name: d.first_name, new_session: d.new_session, attachment_names };
+    let turn = state.sessions.converse(&state.bot, idx, &ctx, &d.input);
+    let user = d.user.to_string();
+    drop(parsed);
+
+    let response = match instance.mode {
+        Mode::Async => {
+            delivery::spawn(state.clone(), idx, version, user, turn);
+            tokio::time::sleep(latency).await;
+            match version {
+                Version::V1 => json(StatusCode::OK, &serde_json::json!({})),
+                Version::V2 => json(StatusCode::OK, &v2::Response::async_ack(ids::trace_id())),
+            }
+        }
+        Mode::Sync if version == Version::V2 && instance.polling => {
+            let body = start_poll_chain(&state, idx, &user, turn, arrived);
+            if latency > instance.sync_timeout {
+                return timed_out(&state, version, instance.sync_timeout).await;
+            }
+            tokio::time::sleep(latency).await;
+            json(StatusCode::OK, &body)
+        }
+        Mode::Sync => {
+            let work = latency + turn.total_delay();
+            if work > instance.sync_timeout {
+                return timed_out(&state, version, instance.sync_timeout).await;
+            }
+            tokio::time::sleep(work).await;
+            match version {
+                Version::V1 => json(StatusCode::OK, &v1_body(&state, &turn.segments, None)),
+                Version::V2 => json(StatusCode::OK, &v2_body(&state, &turn.segments, &user)),
+            }
+        }
+    };
+    if injected == Injected::Malformed {
+        return corrupt(response).await;
+    }
+    response
+}
+
+async fn timed_out(state: &SimState, version: Version, budget: Duration) -> Response {
+    tokio::time::sleep(budget).await;
+    state.metrics.sync_timeouts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    error(version, ErrorKind::TimedOut)
+}
+
+async fn corrupt(response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    Response::from_parts(parts, Body::from(faults::corrupt(&bytes)))
+}
+
+fn injected_kind(code: u16) -> ErrorKind {
+    match code {
+        400 => ErrorKind::InvalidPayload,
+        401 => ErrorKind::InvalidToken,
+        404 => ErrorKind::NotFound,
+        429 => ErrorKind::TooManyRequests,
+        504 => ErrorKind::TimedOut,
+        other => ErrorKind::Internal(other),
+    }
+}
+
+fn attachment_name(state: &SimState, a: &crate::protocol::Attachment) -> String {
+    if let Some(n) = &a.file_name {
+        return n.clone();
+    }
+    if let Some(id) = &a.file_id {
+        if let Some(meta) = state.files.lock().ok().and_then(|f| f.get(id).cloned()) {
+            return meta.name;
+        }
+        return id.clone();
+    }
+    a.url.clone().unwrap_or_default()
+}
+
+/// Answers the segments that are ready now and parks the rest under a new pollId.
+fn start_poll_chain(state: &SimState, instance: u16, user: &str, turn: Turn, arrived: Instant) -> v2::Response {
+    let mut at = arrived;
+    let mut pending: std::collections::VecDeque<(Instant, Segment)> = turn
+        .segments
+        .into_iter()
+        .map(|s| {
+            at += s.delay;
+            (at, s)
+        })
+        .collect();
+    let now = Instant::now();
+    let mut ready = Vec::new();
+    while pending.front().is_some_and(|(t, _)| *t <= now) {
+        ready.extend(pending.pop_front().map(|(_, s)| s));
+    }
+    let mut body = v2_body(state, &ready, user);
+    if !pending.is_empty() {
+        let id = ids::poll_id();
+        body.poll_id = Some(id.clone());
+        let entry = PollEntry { instance, user: user.to_string(), segments: pending, created: now };
+        state.polls.lock().unwrap_or_else(|p| p.into_inner()).insert(id, entry);
+    }
+    body
+}
+
+async fn poll(State(state): State<Shared>, Path((bot, poll_id)): Path<(String, String)>, headers: HeaderMap) -> Response {
+    if bot != state.bot.id {
+        return error(Version::V2, ErrorKind::NotFound);
+    }
+    if let Err(e) = authenticate(&state, &headers) {
+        return auth_error(Version::V2, &e);
+    }
+    let now = Instant::now();
+    let (body, instance) = {
+        let mut polls = state.polls.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(mut entry) = polls.remove(&poll_id) else {
+            drop(polls);
+            return error(Version::V2, ErrorKind::NoDataFound);
+        };
+        let instance = entry.instance;
+        if entry.segments.front().is_some_and(|(t, _)| *t > now) {
+            polls.insert(poll_id.clone(), entry);
+            (v2::Response::in_progress(poll_id), instance)
+        } else {
+            let mut ready = Vec::new();
+            while entry.segments.front().is_some_and(|(t, _)| *t <= now) {
+                ready.extend(entry.segments.pop_front().map(|(_, s)| s));
+            }
+            let mut body = v2_body(&state, &ready, &entry.user);
+            if !entry.segments.is_empty() {
+                let id = ids::poll_id();
+                body.poll_id = Some(id.clone());
+                entry.created = now;
+                polls.insert(id, entry);
+            }
+            (body, instance)
+        }
+    };
+    let faults = &state.bot.instances[instance as usize].faults;
+    if !faults.latency.is_zero() {
+        let latency = faults.latency(&mut rand::rng());
+        tokio::time::sleep(latency).await;
+    }
+    json(StatusCode::OK, &body)
+}
+
+fn encode_template(v: &Value, enc: TemplateEncoding) -> Value {
+    match enc {
+        TemplateEncoding::Object => v.clone(),
+        TemplateEncoding::String => Value::String(v.to_string()),
+        TemplateEncoding::Escaped => Value::String(escape_html(&v.to_string())),
+    }
+}
+
+/// One V2 data item for a bot output.
+pub fn v2_item(state: &SimState, out: &Out, created_on: &str) -> DataItem {
+    let (kind, val, event_type, description) = match out {
+        Out::Text(t) => ("text", Value::String(t.clone()), None, None),
+        Out::Template(v) => ("text", encode_template(v, state.bot.settings.v2_templates), None, None),
+        Out::Form(f) => ("form", f.to_json(), None, None),
+        Out::Event { event_type, description } => (
+            "event",
+            Value::String("SESSION_CLOSURE".into()),
+            Some(event_type.to_string()),
+            Some(description.to_string()),
+        ),
+    };
+    let is_event = kind == "event";
+    DataItem {
+        kind: kind.to_string(),
+        val,
+        created_on: (!is_event).then(|| created_on.to_string()),
+        message_id: (!is_event).then(ids::message_id),
+        event_type,
+        description,
+    }
+}
+
+fn last_task_end(segments: &[Segment]) -> Option<&TaskEnd> {
+    segments.iter().rev().find_map(|s| s.task_end.as_ref())
+}
+
+/// A V2 body with the messages of `segments`.
+pub fn v2_body(state: &SimState, segments: &[Segment], user: &str) -> v2::Response {
+    let created_on = ids::created_on_now();
+    let data = segments.iter().flat_map(|s| s.messages.iter()).map(|m| v2_item(state, m, &created_on)).collect();
+    let mut body = v2::Response::messages(data);
+    body.to = Some(user.to_string());
+    body.from = Some(state.bot.id.clone());
+    if let Some(end) = last_task_end(segments) {
+        body.set_task_end(end);
+    }
+    body
+}
+
+/// A V1 body: `text` is a string for one message, an array for several; forms go in `form`.
+pub fn v1_body(state: &SimState, segments: &[Segment], to: Option<&str>) -> v1::Response {
+    let mut texts = Vec::new();
+    let mut form = None;
+    for m in segments.iter().flat_map(|s| s.messages.iter()) {
+        match m {
+            Out::Text(t) => texts.push(Value::String(t.clone())),
+            Out::Template(v) => texts.push(encode_template(v, state.bot.settings.v1_templates)),
+            Out::Form(f) => form = Some(f.to_json()),
+            Out::Event { description, .. } => texts.push(Value::String(description.to_string())),
+        }
+    }
+    let text = match texts.len() {
+        0 => None,
+        1 => texts.pop(),
+        _ => Some(Value::Array(texts)),
+    };
+    let mut body = v1::Response {
+        to: to.map(str::to_string),
+        from: to.map(|_| state.bot.id.clone()),
+        text,
+        form,
+        ..Default::default()
+    };
+    if let Some(end) = last_task_end(segments) {
+        body.set_task_end(end);
+    }
+    body
+}

@@ -1,0 +1,145 @@
+//! Everything the simulator keeps between requests.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::bot::{Bot, RateLimit};
+use super::conversation::{Segment, Sessions};
+use super::metrics::Metrics;
+
+/// A batch of messages waiting to be polled.
+#[derive(Debug)]
+pub struct PollEntry {
+    /// Which instance answered (for its latency faults).
+    pub instance: u16,
+    /// `from.id`.
+    pub user: String,
+    /// Segments still to deliver, each with the instant its service node finishes.
+    pub segments: VecDeque<(Instant, Segment)>,
+    /// When the entry was made (for expiry).
+    pub created: Instant,
+}
+
+/// An upload in progress.
+#[derive(Debug)]
+pub struct Upload {
+    /// The instance's channel type.
+    pub channel: String,
+    /// Token expiry.
+    pub expires: Instant,
+    /// Sizes of the chunks received, by chunk number.
+    pub chunks: HashMap<u32, u64>,
+}
+
+impl Upload {
+    /// Bytes received so far.
+    pub fn total(&self) -> u64 {
+        self.chunks.values().sum()
+    }
+}
+
+/// A merged file.
+#[derive(Debug, Clone)]
+pub struct FileMeta {
+    /// Name given at merge.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// Shared state of a running simulator.
+#[derive(Debug)]
+pub struct SimState {
+    /// The bot served.
+    pub bot: Bot,
+    /// Conversations.
+    pub sessions: Sessions,
+    /// Poll batches by pollId.
+    pub polls: Mutex<HashMap<String, PollEntry>>,
+    /// Uploads by fileToken.
+    pub uploads: Mutex<HashMap<String, Upload>>,
+    /// Merged files by fileId.
+    pub files: Mutex<HashMap<String, FileMeta>>,
+    /// Seen `jti`s (per app) with their expiry (unix seconds).
+    jtis: Mutex<HashMap<(String, String), f64>>,
+    buckets: Mutex<HashMap<(u16, String), Bucket>>,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Client for async deliveries.
+    pub http: reqwest::Client,
+}
+
+impl SimState {
+    /// Fresh state for a bot.
+    pub fn new(bot: Bot) -> Self {
+        Self {
+            bot,
+            sessions: Sessions::default(),
+            polls: Mutex::new(HashMap::new()),
+            uploads: Mutex::new(HashMap::new()),
+            files: Mutex::new(HashMap::new()),
+            jtis: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(HashMap::new()),
+            metrics: Metrics::default(),
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Records a `jti`; false when it was already used (a replay).
+    pub fn use_jti(&self, app: &str, jti: &str, expires: f64) -> bool {
+        let mut m = self.jtis.lock().unwrap_or_else(|p| p.into_inner());
+        m.insert((app.to_string(), jti.to_string()), expires).is_none()
+    }
+
+    /// Takes one token from the app's bucket on the instance; false when empty (429).
+    pub fn take_token(&self, instance: u16, app: &str, limit: RateLimit) -> bool {
+        let now = Instant::now();
+        let mut m = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let b = m.entry((instance, app.to_string())).or_insert(Bucket {
+            tokens: limit.burst,
+            last: now,
+        });
+        b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * limit.per_second).min(limit.burst);
+        b.last = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Number of poll batches waiting.
+    pub fn pending_polls(&self) -> usize {
+        self.polls.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Drops what has outlived its settings: idle sessions, unpolled batches, expired upload
+    /// tokens and `jti`s. Run periodically so memory stays flat over long runs.
+    pub fn sweep(&self, now: Instant, unix_now: f64) {
+        let s = &self.bot.settings;
+        self.sessions.expire(s.session_idle, now);
+        if let Ok(mut p) = self.polls.lock() {
+            p.retain(|_, e| now.duration_since(e.created) < s.poll_ttl + e.segments.back().map(|(t, _)| t.saturating_duration_since(e.created)).unwrap_or_default());
+        }
+        if let Ok(mut u) = self.uploads.lock() {
+            u.retain(|_, up| up.expires > now);
+        }
+        if let Ok(mut j) = self.jtis.lock() {
+            j.retain(|_, exp| *exp + 120.0 > unix_now);
+        }
+        if let Ok(mut b) = self.buckets.lock() {
+            b.retain(|_, bucket| now.duration_since(bucket.last) < Duration::from_secs(600));
+        }
+    }
+}
