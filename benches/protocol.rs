@@ -1,1 +1,74 @@
-fn main(){}
+//! Hot paths of the protocol layer: decoding requests, encoding responses, and JWT.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use hookbench::protocol::jwt::{
+    self, Alg, AppClaim, ClaimsTemplate, Signer, VerifyKey, VerifyPolicy,
+};
+use hookbench::protocol::{ids, v1, v2};
+
+const V2_REQUEST: &str = r#"{"session":{"new":false},"message":{"type":"text","val":"what is my balance"},"from":{"id":"user-42","userInfo":{"firstName":"Ada","lastName":"Lovelace","email":"ada@example.com"}},"to":{"id":"st-5d6e7f80-9a1b-4c2d-8e3f-a4b5c6d7e8f9"},"customData":{"tier":"gold"}}"#;
+const V1_REQUEST: &str = r#"{"message":{"text":"what is my balance"},"from":{"id":"user-42"}}"#;
+const V2_RESPONSE: &str = r#"{"to":"user-42","from":"st-5d6e7f80-9a1b-4c2d-8e3f-a4b5c6d7e8f9","data":[{"type":"text","val":"The balance in your Salary account ending with 3984 is $54,883.","createdOn":"2026-11-25T12:30:39.852Z","messageId":"ms-9c3d0987-846a-4376-ba21-0d10a0009f0d"},{"type":"text","val":"Let me know if you need any other assistance.","createdOn":"2026-11-25T12:30:39.852Z","messageId":"ms-61125b35-ca9e-4187-805f-ed8f0f43f0fd"}],"_v":"v2","endOfTask":true,"endReason":"Fulfilled","completedTaskId":"dg-76701268-a2aa-5602-9796-345744d79994","completedTaskName":"Show Balance"}"#;
+
+fn decode(c: &mut Criterion) {
+    let mut g = c.benchmark_group("decode");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("v2_request", |b| {
+        b.iter(|| {
+            let r: v2::Request = serde_json::from_str(black_box(V2_REQUEST)).unwrap();
+            black_box(r.input().is_ok())
+        })
+    });
+    g.bench_function("v1_request", |b| {
+        b.iter(|| serde_json::from_str::<v1::Request>(black_box(V1_REQUEST)).unwrap())
+    });
+    g.bench_function("v2_response", |b| {
+        b.iter(|| serde_json::from_str::<v2::Response>(black_box(V2_RESPONSE)).unwrap())
+    });
+    g.finish();
+}
+
+fn encode(c: &mut Criterion) {
+    let resp: v2::Response = serde_json::from_str(V2_RESPONSE).unwrap();
+    let mut g = c.benchmark_group("encode");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("v2_response", |b| {
+        b.iter(|| serde_json::to_vec(black_box(&resp)).unwrap())
+    });
+    g.bench_function("ids_message_and_created_on", |b| {
+        b.iter(|| (ids::message_id(), ids::created_on_now()))
+    });
+    g.bench_function("poll_id", |b| b.iter(ids::poll_id));
+    g.finish();
+}
+
+fn jwt_bench(c: &mut Criterion) {
+    let signer = Signer::hmac(Alg::HS256, b"demo-secret-hookbench-0123456789abcdef").unwrap();
+    let template = ClaimsTemplate {
+        client_id: "cs-0a1b2c3d".into(),
+        app_claim: AppClaim::AppId,
+        user_identity: true,
+        expires_in: Some(std::time::Duration::from_secs(3600)),
+        jti: false,
+        extra: Default::default(),
+    };
+    let token = signer.sign(&template.for_user("user-42")).unwrap();
+    let key = VerifyKey::Secret(b"demo-secret-hookbench-0123456789abcdef".to_vec());
+    let policy = VerifyPolicy::default();
+    let mut g = c.benchmark_group("jwt");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("sign_hs256", |b| {
+        b.iter(|| {
+            signer
+                .sign(&template.for_user(black_box("user-42")))
+                .unwrap()
+        })
+    });
+    g.bench_function("verify_hs256", |b| {
+        b.iter(|| jwt::verify(black_box(&token), &key, &policy).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode, encode, jwt_bench);
+criterion_main!(benches);

@@ -2,6 +2,7 @@
 //! failure maps to one of the documented exit codes.
 
 pub mod sim;
+pub mod token;
 
 use std::process::ExitCode;
 
@@ -43,6 +44,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the reference platform simulator (the demo bot unless --bot is given).
     Sim(sim::SimArgs),
+    /// Print a signed JWT for a user (the demo bot's credentials unless given).
+    Token(token::TokenArgs),
 }
 
 /// Parses the command line and runs it.
@@ -50,13 +53,20 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { Exit::Usage } else { Exit::Ok };
+            let code = if e.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Ok
+            };
             let _ = e.print();
             return code.into();
         }
     };
     init_logging(&cli.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -66,6 +76,7 @@ pub fn main() -> ExitCode {
     let exit = runtime.block_on(async {
         match cli.command {
             Command::Sim(args) => sim::run(args).await,
+            Command::Token(args) => token::run(args),
         }
     });
     exit.into()
@@ -74,7 +85,11 @@ pub fn main() -> ExitCode {
 fn init_logging(level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).

@@ -2,4 +2,4 @@
 
 pub mod duration;
 
-pub use duration::{Delay, DurationSpec};
+pub use duration::{pause, Delay, DurationSpec};

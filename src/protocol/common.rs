@@ -7,7 +7,11 @@ use serde_json::Value;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Session {
     /// Start a new conversation (drops any state the bot kept for the user).
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub new: Option<bool>,
 }
 

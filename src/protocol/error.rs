@@ -129,12 +129,16 @@ mod tests {
         assert_eq!(v["_v"], "v2");
         assert!(v["_t"].as_str().unwrap().starts_with("RTM-TRACE-"));
         let v1 = serde_json::to_value(ErrorEnvelope::v1(ErrorKind::NoDataFound)).unwrap();
-        assert_eq!(v1, serde_json::json!({"errors":[{"msg":"No data found","code":400}]}));
+        assert_eq!(
+            v1,
+            serde_json::json!({"errors":[{"msg":"No data found","code":400}]})
+        );
     }
 
     #[test]
     fn string_codes_are_read() {
-        let e: ErrorEnvelope = serde_json::from_str(r#"{"errors":[{"msg":"x","code":"429"}]}"#).unwrap();
+        let e: ErrorEnvelope =
+            serde_json::from_str(r#"{"errors":[{"msg":"x","code":"429"}]}"#).unwrap();
         assert_eq!(e.errors[0].code, 429);
     }
 }

@@ -3,7 +3,9 @@
 use std::fmt::Write;
 
 use rand::Rng;
-use time::format_description::well_known::iso8601::{Config, EncodedConfig, Iso8601, TimePrecision};
+use time::format_description::well_known::iso8601::{
+    Config, EncodedConfig, Iso8601, TimePrecision,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -22,7 +24,9 @@ pub fn poll_id() -> String {
 
 /// True when `s` has the shape of a pollId.
 pub fn is_poll_id(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// A new trace id: `RTM-TRACE-` and nine upper-case letters or digits.
@@ -37,18 +41,27 @@ pub fn trace_id() -> String {
     s
 }
 
+/// A random (v4) uuid from the thread-local generator: `Uuid::new_v4` asks the OS for entropy
+/// on every call, a system call per message id on the simulator's hot path.
+pub fn uuid_v4() -> Uuid {
+    uuid::Builder::from_random_bytes(rand::rng().random()).into_uuid()
+}
+
 /// A new message id: `ms-<uuid>`.
 pub fn message_id() -> String {
     let mut s = String::with_capacity(39);
     s.push_str("ms-");
-    write!(s, "{}", Uuid::new_v4()).ok();
+    write!(s, "{}", uuid_v4()).ok();
     s
 }
 
 /// A stable id derived from a name, with a prefix: the same name always gives the same id, so
 /// a bot definition without explicit ids still has stable task, form and field ids.
 pub fn stable_id(prefix: &str, name: &str) -> String {
-    format!("{prefix}-{}", Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()))
+    format!(
+        "{prefix}-{}",
+        Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes())
+    )
 }
 
 /// A new file id: 24 lowercase hex characters.
@@ -58,7 +71,7 @@ pub fn file_id() -> String {
 
 /// A new upload token (a uuid).
 pub fn file_token() -> String {
-    Uuid::new_v4().to_string()
+    uuid_v4().to_string()
 }
 
 const ISO_MS: EncodedConfig = Config::DEFAULT
@@ -90,11 +103,16 @@ mod tests {
         assert_ne!(poll_id(), p);
         let t = trace_id();
         assert_eq!(t.len(), 19);
-        assert!(t[10..].bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
+        assert!(t[10..]
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
         assert!(message_id().starts_with("ms-"));
         assert_eq!(message_id().len(), 39);
         assert_eq!(file_id().len(), 24);
-        assert_eq!(stable_id("dg", "Show Balance"), stable_id("dg", "Show Balance"));
+        assert_eq!(
+            stable_id("dg", "Show Balance"),
+            stable_id("dg", "Show Balance")
+        );
     }
 
     #[test]

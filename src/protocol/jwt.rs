@@ -172,7 +172,7 @@ impl ClaimsTemplate {
             exp: self
                 .expires_in
                 .map(|d| NumericDate(now + d.as_secs_f64().ceil())),
-            jti: self.jti.then(|| uuid::Uuid::new_v4().to_string()),
+            jti: self.jti.then(|| super::ids::uuid_v4().to_string()),
             extra: self.extra.clone(),
             ..Default::default()
         };
@@ -266,7 +266,9 @@ pub struct Signer {
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer").field("alg", &self.alg).finish_non_exhaustive()
+        f.debug_struct("Signer")
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -274,7 +276,9 @@ impl Signer {
     /// HS256/HS512 with a client secret.
     pub fn hmac(alg: Alg, secret: &[u8]) -> Result<Self, JwtError> {
         if !alg.is_hmac() {
-            return Err(JwtError::InvalidKey(format!("{alg} needs an RSA private key")));
+            return Err(JwtError::InvalidKey(format!(
+                "{alg} needs an RSA private key"
+            )));
         }
         Ok(Self {
             alg,
@@ -287,7 +291,8 @@ impl Signer {
         if alg.is_hmac() {
             return Err(JwtError::InvalidKey(format!("{alg} needs a client secret")));
         }
-        let key = EncodingKey::from_rsa_pem(pem).map_err(|e| JwtError::InvalidKey(e.to_string()))?;
+        let key =
+            EncodingKey::from_rsa_pem(pem).map_err(|e| JwtError::InvalidKey(e.to_string()))?;
         Ok(Self { alg, key })
     }
 
@@ -374,7 +379,9 @@ pub fn bearer_token(header: &str) -> Result<&str, JwtError> {
         .split_once(' ')
         .ok_or_else(|| JwtError::Malformed("expected `bearer <token>`".into()))?;
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(JwtError::Malformed(format!("unsupported scheme `{scheme}`")));
+        return Err(JwtError::Malformed(format!(
+            "unsupported scheme `{scheme}`"
+        )));
     }
     let token = token.trim();
     if token.is_empty() {
@@ -387,9 +394,12 @@ pub fn bearer_token(header: &str) -> Result<&str, JwtError> {
 /// key will then verify it.
 pub fn peek(token: &str) -> Result<(Alg, Claims), JwtError> {
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(JwtError::Malformed("expected three dot-separated parts".into()));
+        return Err(JwtError::Malformed(
+            "expected three dot-separated parts".into(),
+        ));
     };
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let decode = |part: &str, what: &str| -> Result<Vec<u8>, JwtError> {
@@ -512,7 +522,10 @@ mod tests {
         assert_eq!(claims.app(), Some("cs-1"));
         assert_eq!(claims.user_identity.as_deref(), Some("u1"));
         let wrong = VerifyKey::Secret(b"other".to_vec());
-        assert_eq!(verify(&token, &wrong, &VerifyPolicy::default()), Err(JwtError::BadSignature));
+        assert_eq!(
+            verify(&token, &wrong, &VerifyPolicy::default()),
+            Err(JwtError::BadSignature)
+        );
     }
 
     #[test]
@@ -532,30 +545,52 @@ mod tests {
 
     #[test]
     fn claim_rules() {
-        let p = VerifyPolicy { leeway: Duration::ZERO, ..Default::default() };
+        let p = VerifyPolicy {
+            leeway: Duration::ZERO,
+            ..Default::default()
+        };
         let now = 1_000_000.0;
-        let mut c = Claims { exp: Some(NumericDate(now - 1.0)), ..Default::default() };
+        let mut c = Claims {
+            exp: Some(NumericDate(now - 1.0)),
+            ..Default::default()
+        };
         assert_eq!(check_claims(&c, &p, now), Err(JwtError::Expired));
         c.exp = Some(NumericDate(now + 0.5));
         assert_eq!(check_claims(&c, &p, now), Ok(()));
-        let strict = VerifyPolicy { require_jti: true, ..p.clone() };
-        assert_eq!(check_claims(&c, &strict, now), Err(JwtError::MissingClaim("jti")));
+        let strict = VerifyPolicy {
+            require_jti: true,
+            ..p.clone()
+        };
+        assert_eq!(
+            check_claims(&c, &strict, now),
+            Err(JwtError::MissingClaim("jti"))
+        );
         c.jti = Some("j".into());
         c.exp = Some(NumericDate(now + 7200.0));
         assert_eq!(check_claims(&c, &strict, now), Err(JwtError::JtiLifetime));
         c.is_anonymous = Some(true);
         c.exp = Some(NumericDate(now + 60.0));
-        let no_anon = VerifyPolicy { allow_anonymous: false, ..p };
-        assert_eq!(check_claims(&c, &no_anon, now), Err(JwtError::AnonymousNotAllowed));
+        let no_anon = VerifyPolicy {
+            allow_anonymous: false,
+            ..p
+        };
+        assert_eq!(
+            check_claims(&c, &no_anon, now),
+            Err(JwtError::AnonymousNotAllowed)
+        );
     }
 
     #[test]
     fn fractional_times_and_iss() {
         let c: Claims =
-            serde_json::from_str(r#"{"iss":"cs-9","iat":1700000000.25,"exp":1700000600.5}"#).unwrap();
+            serde_json::from_str(r#"{"iss":"cs-9","iat":1700000000.25,"exp":1700000600.5}"#)
+                .unwrap();
         assert_eq!(c.app(), Some("cs-9"));
         assert_eq!(c.exp, Some(NumericDate(1_700_000_600.5)));
-        let c = Claims { iat: Some(NumericDate(5.0)), ..Default::default() };
+        let c = Claims {
+            iat: Some(NumericDate(5.0)),
+            ..Default::default()
+        };
         assert_eq!(serde_json::to_string(&c).unwrap(), r#"{"iat":5}"#);
     }
 

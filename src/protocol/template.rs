@@ -75,7 +75,8 @@ mod tests {
 
     #[test]
     fn three_encodings_one_object() {
-        let obj = json!({"type": "template", "payload": {"template_type": "button", "text": "Pick"}});
+        let obj =
+            json!({"type": "template", "payload": {"template_type": "button", "text": "Pick"}});
         let as_string = Value::String(obj.to_string());
         let escaped = Value::String(escape_html(&obj.to_string()));
         assert_eq!(decode(&obj), Some(obj.clone()));

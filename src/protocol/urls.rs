@@ -54,7 +54,10 @@ impl Endpoints {
 
     /// `GET …/chatbot/v2/webhook/{botId}/poll/{pollId}` (no instance segment).
     pub fn poll(&self, poll_id: &str) -> String {
-        format!("{}/chatbot/v2/webhook/{}/poll/{poll_id}", self.base, self.bot_id)
+        format!(
+            "{}/chatbot/v2/webhook/{}/poll/{poll_id}",
+            self.base, self.bot_id
+        )
     }
 
     /// `channelType` for uploads: `ivr` for the first instance, else the instance id.
@@ -152,7 +155,8 @@ impl WebhookUrl {
 
     /// The message URL again (for this version and instance).
     pub fn message_url(&self) -> String {
-        self.endpoints.message(self.version, self.instance.as_deref())
+        self.endpoints
+            .message(self.version, self.instance.as_deref())
     }
 }
 
@@ -163,21 +167,39 @@ mod tests {
     #[test]
     fn builds_every_endpoint() {
         let e = Endpoints::new("http://h:1/", "st-1");
-        assert_eq!(e.message(Version::V1, None), "http://h:1/chatbot/hooks/st-1");
+        assert_eq!(
+            e.message(Version::V1, None),
+            "http://h:1/chatbot/hooks/st-1"
+        );
         assert_eq!(
             e.message(Version::V2, Some("ivrInst-2")),
             "http://h:1/chatbot/v2/webhook/st-1/hookInstance/ivrInst-2"
         );
         assert_eq!(e.poll("ab"), "http://h:1/chatbot/v2/webhook/st-1/poll/ab");
-        assert_eq!(e.upload_token(None), "http://h:1/api/attachments/st-1/ivr/token");
-        assert_eq!(e.upload_chunk(Some("i"), "t"), "http://h:1/api/attachments/st-1/i/token/t/chunk");
-        assert_eq!(e.upload_merge(None, "t"), "http://h:1/api/attachments/st-1/ivr/token/t");
-        assert_eq!(e.upload_file(None), "http://h:1/api/attachments/file/st-1/ivr");
+        assert_eq!(
+            e.upload_token(None),
+            "http://h:1/api/attachments/st-1/ivr/token"
+        );
+        assert_eq!(
+            e.upload_chunk(Some("i"), "t"),
+            "http://h:1/api/attachments/st-1/i/token/t/chunk"
+        );
+        assert_eq!(
+            e.upload_merge(None, "t"),
+            "http://h:1/api/attachments/st-1/ivr/token/t"
+        );
+        assert_eq!(
+            e.upload_file(None),
+            "http://h:1/api/attachments/file/st-1/ivr"
+        );
     }
 
     #[test]
     fn parses_webhook_urls() {
-        let u = WebhookUrl::parse("https://bots.example.com/chatbot/v2/webhook/st-9/hookInstance/ivrInst-3").unwrap();
+        let u = WebhookUrl::parse(
+            "https://bots.example.com/chatbot/v2/webhook/st-9/hookInstance/ivrInst-3",
+        )
+        .unwrap();
         assert_eq!(u.version, Version::V2);
         assert_eq!(u.endpoints.base, "https://bots.example.com");
         assert_eq!(u.endpoints.bot_id, "st-9");
@@ -185,7 +207,10 @@ mod tests {
         let u = WebhookUrl::parse("http://127.0.0.1:8080/prefix/chatbot/hooks/st-9/").unwrap();
         assert_eq!(u.version, Version::V1);
         assert_eq!(u.endpoints.base, "http://127.0.0.1:8080/prefix");
-        assert_eq!(u.message_url(), "http://127.0.0.1:8080/prefix/chatbot/hooks/st-9");
+        assert_eq!(
+            u.message_url(),
+            "http://127.0.0.1:8080/prefix/chatbot/hooks/st-9"
+        );
         assert!(WebhookUrl::parse("ftp://x/chatbot/hooks/a").is_err());
         assert!(WebhookUrl::parse("http://x/other/a").is_err());
         assert!(WebhookUrl::parse("http://x/chatbot/hooks/a/b").is_err());

@@ -32,7 +32,11 @@ pub struct Request {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_level_tags: Option<Vec<Tag>>,
     /// Boolean or string in the wild.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub merge_identity: Option<bool>,
     /// `"rtm"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,7 +167,8 @@ mod tests {
 
     #[test]
     fn minimal_third_party_body() {
-        let r: Request = serde_json::from_str(r#"{"message":{"text":"hi"},"from":{"id":"u1"}}"#).unwrap();
+        let r: Request =
+            serde_json::from_str(r#"{"message":{"text":"hi"},"from":{"id":"u1"}}"#).unwrap();
         assert_eq!(r.message.text, "hi");
         assert_eq!(r.from.id, "u1");
         assert_eq!(
@@ -187,13 +192,22 @@ mod tests {
 
     #[test]
     fn missing_text_is_an_error() {
-        assert!(serde_json::from_value::<Request>(json!({"message": {}, "from": {"id": "u"}})).is_err());
-        assert!(serde_json::from_value::<Request>(json!({"message": {"text": 3}, "from": {"id": "u"}})).is_err());
+        assert!(
+            serde_json::from_value::<Request>(json!({"message": {}, "from": {"id": "u"}})).is_err()
+        );
+        assert!(serde_json::from_value::<Request>(
+            json!({"message": {"text": 3}, "from": {"id": "u"}})
+        )
+        .is_err());
     }
 
     #[test]
     fn text_shapes() {
-        for (text, n) in [(json!("a"), 1), (json!(["a", {"type": "template"}]), 2), (json!({"k": 1}), 1)] {
+        for (text, n) in [
+            (json!("a"), 1),
+            (json!(["a", {"type": "template"}]), 2),
+            (json!({"k": 1}), 1),
+        ] {
             let r: Response = serde_json::from_value(json!({ "text": text })).unwrap();
             assert_eq!(r.messages().len(), n);
         }

@@ -31,7 +31,11 @@ pub struct Request {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta_tags: Option<MetaTags>,
     /// Boolean or string in the wild.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "lenient_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_bool"
+    )]
     pub merge_identity: Option<bool>,
     /// `"rtm"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -385,7 +389,10 @@ mod tests {
     #[test]
     fn attachments_need_text_and_may_be_top_level() {
         let mut r = Request::text("u", "");
-        r.attachments = Some(vec![Attachment { file_id: Some("a".into()), ..Default::default() }]);
+        r.attachments = Some(vec![Attachment {
+            file_id: Some("a".into()),
+            ..Default::default()
+        }]);
         assert_eq!(r.input(), Err(PayloadError::EmptyValWithAttachments));
         r.message.val = Some(json!("see file"));
         match r.input().unwrap() {
@@ -398,9 +405,11 @@ mod tests {
     fn form_data_both_shapes() {
         let form = json!({"formId": "frm-1", "data": [{"componentId": "fct-1", "input": "Ada"}]});
         let new: Request = serde_json::from_value(json!({
-            "message": {"type": "formData", "val": form.clone()}, "from": {"id": "u"}})).unwrap();
+            "message": {"type": "formData", "val": form.clone()}, "from": {"id": "u"}}))
+        .unwrap();
         let old: Request = serde_json::from_value(json!({
-            "message": {"type": "formData", "formData": form}, "from": {"id": "u"}})).unwrap();
+            "message": {"type": "formData", "formData": form}, "from": {"id": "u"}}))
+        .unwrap();
         assert_eq!(new.input(), old.input());
         assert!(matches!(new.input(), Ok(Input::FormData(f)) if f.data[0].input == "Ada"));
     }
@@ -409,7 +418,8 @@ mod tests {
     fn interactive_language_both_spellings() {
         for key in ["interactiveLanguage", "InteractiveLanguage"] {
             let r: Request = serde_json::from_value(json!({
-                "message": {"type": "text", "val": "x"}, "from": {"id": "u"}, key: "de"})).unwrap();
+                "message": {"type": "text", "val": "x"}, "from": {"id": "u"}, key: "de"}))
+            .unwrap();
             assert_eq!(r.interactive_language.as_deref(), Some("de"));
         }
     }
@@ -423,6 +433,9 @@ mod tests {
         );
         assert!(p.is_in_progress());
         let ack = serde_json::to_value(Response::async_ack("RTM-TRACE-ABC".into())).unwrap();
-        assert_eq!(ack, json!({"status": "ok", "_v": "v2", "traceId": "RTM-TRACE-ABC"}));
+        assert_eq!(
+            ack,
+            json!({"status": "ok", "_v": "v2", "traceId": "RTM-TRACE-ABC"})
+        );
     }
 }

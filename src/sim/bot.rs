@@ -451,7 +451,10 @@ impl Matcher {
         if self.attachment && !has_attachments {
             return false;
         }
-        let by_text = self.keywords.iter().any(|k| text_lower.contains(k.as_str()))
+        let by_text = self
+            .keywords
+            .iter()
+            .any(|k| text_lower.contains(k.as_str()))
             || self.regex.as_ref().is_some_and(|r| r.is_match(text_lower));
         by_text || (self.attachment && self.keywords.is_empty() && self.regex.is_none())
     }
@@ -584,7 +587,12 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn err<T>(&self, at: &serde_saphyr::Location, path: String, message: String) -> Result<T, BotError> {
+    fn err<T>(
+        &self,
+        at: &serde_saphyr::Location,
+        path: String,
+        message: String,
+    ) -> Result<T, BotError> {
         Err(BotError {
             file: self.file.to_string(),
             line: at.line(),
@@ -597,10 +605,18 @@ impl Validator<'_> {
     fn bot(&self, raw: RawBot) -> Result<Bot, BotError> {
         let nowhere = serde_saphyr::Location::UNKNOWN;
         if raw.apps.is_empty() {
-            return self.err(&nowhere, "apps".into(), "a bot needs at least one app".into());
+            return self.err(
+                &nowhere,
+                "apps".into(),
+                "a bot needs at least one app".into(),
+            );
         }
         if raw.instances.is_empty() {
-            return self.err(&nowhere, "instances".into(), "a bot needs at least one channel instance".into());
+            return self.err(
+                &nowhere,
+                "instances".into(),
+                "a bot needs at least one channel instance".into(),
+            );
         }
         let apps = raw
             .apps
@@ -611,16 +627,25 @@ impl Validator<'_> {
         let mut seen = HashSet::new();
         let mut instances = Vec::new();
         for (i, inst) in raw.instances.into_iter().enumerate() {
-            let at = inst.referenced.clone();
+            let at = inst.referenced;
             let r = inst.value;
             if !seen.insert(r.id.clone()) {
-                return self.err(&at, format!("instances[{i}].id"), format!("duplicate instance id `{}`", r.id));
+                return self.err(
+                    &at,
+                    format!("instances[{i}].id"),
+                    format!("duplicate instance id `{}`", r.id),
+                );
             }
-            let faults = Faults::from_raw(r.faults).or_else(|m| self.err(&at, format!("instances[{i}].faults"), m))?;
+            let faults = Faults::from_raw(r.faults)
+                .or_else(|m| self.err(&at, format!("instances[{i}].faults"), m))?;
             let rate_limit = match r.rate_limit {
                 None => None,
                 Some(rl) if rl.requests == 0 || rl.per.get().is_zero() => {
-                    return self.err(&at, format!("instances[{i}].rate_limit"), "requests and per must be above zero".into())
+                    return self.err(
+                        &at,
+                        format!("instances[{i}].rate_limit"),
+                        "requests and per must be above zero".into(),
+                    )
                 }
                 Some(rl) => Some(RateLimit {
                     per_second: f64::from(rl.requests) / rl.per.get().as_secs_f64(),
@@ -629,7 +654,11 @@ impl Validator<'_> {
             };
             if let Some(url) = &r.post_url {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return self.err(&at, format!("instances[{i}].post_url"), format!("`{url}` is not an http(s) URL"));
+                    return self.err(
+                        &at,
+                        format!("instances[{i}].post_url"),
+                        format!("`{url}` is not an http(s) URL"),
+                    );
                 }
             }
             instances.push(Instance {
@@ -644,16 +673,34 @@ impl Validator<'_> {
                 faults,
                 delivery: DeliveryPolicy {
                     attempts: r.delivery.attempts.unwrap_or(5).max(1),
-                    backoff: r.delivery.backoff.map(DurationSpec::get).unwrap_or(Duration::from_millis(200)),
-                    max_backoff: r.delivery.max_backoff.map(DurationSpec::get).unwrap_or(Duration::from_secs(5)),
-                    timeout: r.delivery.timeout.map(DurationSpec::get).unwrap_or(Duration::from_secs(5)),
+                    backoff: r
+                        .delivery
+                        .backoff
+                        .map(DurationSpec::get)
+                        .unwrap_or(Duration::from_millis(200)),
+                    max_backoff: r
+                        .delivery
+                        .max_backoff
+                        .map(DurationSpec::get)
+                        .unwrap_or(Duration::from_secs(5)),
+                    timeout: r
+                        .delivery
+                        .timeout
+                        .map(DurationSpec::get)
+                        .unwrap_or(Duration::from_secs(5)),
                 },
             });
         }
         let s = raw.settings;
         let settings = Settings {
-            session_idle: s.session_idle.map(DurationSpec::get).unwrap_or(Duration::from_secs(15 * 60)),
-            poll_ttl: s.poll_ttl.map(DurationSpec::get).unwrap_or(Duration::from_secs(5 * 60)),
+            session_idle: s
+                .session_idle
+                .map(DurationSpec::get)
+                .unwrap_or(Duration::from_secs(15 * 60)),
+            poll_ttl: s
+                .poll_ttl
+                .map(DurationSpec::get)
+                .unwrap_or(Duration::from_secs(5 * 60)),
             max_file_bytes: s.max_file_bytes.unwrap_or(25 * 1024 * 1024),
             max_chunk_bytes: s.max_chunk_bytes.unwrap_or(2 * 1024 * 1024),
             v1_templates: s.v1_templates.unwrap_or(TemplateEncoding::Escaped),
@@ -662,9 +709,13 @@ impl Validator<'_> {
         let mut names = HashSet::new();
         let mut dialogs = Vec::new();
         for (i, d) in raw.dialogs.into_iter().enumerate() {
-            let at = d.referenced.clone();
+            let at = d.referenced;
             if !names.insert(d.value.name.clone()) {
-                return self.err(&at, format!("dialogs[{i}].name"), format!("duplicate dialog `{}`", d.value.name));
+                return self.err(
+                    &at,
+                    format!("dialogs[{i}].name"),
+                    format!("duplicate dialog `{}`", d.value.name),
+                );
             }
             dialogs.push(self.dialog(i, at, d.value)?);
         }
@@ -688,7 +739,7 @@ impl Validator<'_> {
     }
 
     fn app(&self, i: usize, spanned: Spanned<RawApp>) -> Result<App, BotError> {
-        let at = spanned.referenced.clone();
+        let at = spanned.referenced;
         let r = spanned.value;
         let path = |k: &str| format!("apps[{i}].{k}");
         let algorithms = match r.algorithms {
@@ -697,7 +748,13 @@ impl Validator<'_> {
                 .iter()
                 .map(|a| {
                     Alg::parse(a).ok_or(()).or_else(|_| {
-                        self.err(&at, path("algorithms"), format!("unknown algorithm `{a}` (expected HS256, HS512, RS256 or RS512)"))
+                        self.err(
+                            &at,
+                            path("algorithms"),
+                            format!(
+                                "unknown algorithm `{a}` (expected HS256, HS512, RS256 or RS512)"
+                            ),
+                        )
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?,
@@ -715,54 +772,105 @@ impl Validator<'_> {
                 "exp" => policy.require_exp = true,
                 "iat" => policy.require_iat = true,
                 "jti" => policy.require_jti = true,
-                other => return self.err(&at, path("require"), format!("cannot require `{other}` (expected exp, iat or jti)")),
+                other => {
+                    return self.err(
+                        &at,
+                        path("require"),
+                        format!("cannot require `{other}` (expected exp, iat or jti)"),
+                    )
+                }
             }
         }
         let pem = match (&r.public_key, &r.public_key_file) {
-            (Some(_), Some(_)) => return self.err(&at, path("public_key"), "give public_key or public_key_file, not both".into()),
+            (Some(_), Some(_)) => {
+                return self.err(
+                    &at,
+                    path("public_key"),
+                    "give public_key or public_key_file, not both".into(),
+                )
+            }
             (Some(p), None) => Some(p.clone().into_bytes()),
             (None, Some(f)) => {
-                let full: PathBuf = self.base_dir.map(|d| d.join(f)).unwrap_or_else(|| PathBuf::from(f));
-                Some(std::fs::read(&full).or_else(|e| self.err(&at, path("public_key_file"), format!("cannot read {}: {e}", full.display())))?)
+                let full: PathBuf = self
+                    .base_dir
+                    .map(|d| d.join(f))
+                    .unwrap_or_else(|| PathBuf::from(f));
+                Some(std::fs::read(&full).or_else(|e| {
+                    self.err(
+                        &at,
+                        path("public_key_file"),
+                        format!("cannot read {}: {e}", full.display()),
+                    )
+                })?)
             }
             (None, None) => None,
         };
         let public_key = pem
-            .map(|p| VerifyKey::rsa_pem(&p).or_else(|e| self.err(&at, path("public_key"), e.to_string())))
+            .map(|p| {
+                VerifyKey::rsa_pem(&p).or_else(|e| self.err(&at, path("public_key"), e.to_string()))
+            })
             .transpose()?;
         if r.client_secret.is_none() && public_key.is_none() {
-            return self.err(&at, format!("apps[{i}]"), "an app needs a client_secret or a public key".into());
+            return self.err(
+                &at,
+                format!("apps[{i}]"),
+                "an app needs a client_secret or a public key".into(),
+            );
         }
         Ok(App {
             client_id: r.client_id,
-            secret: r.client_secret.as_ref().map(|s| VerifyKey::Secret(s.clone().into_bytes())),
+            secret: r
+                .client_secret
+                .as_ref()
+                .map(|s| VerifyKey::Secret(s.clone().into_bytes())),
             public_key,
             policy,
             client_secret: r.client_secret,
         })
     }
 
-    fn dialog(&self, i: usize, at: serde_saphyr::Location, r: RawDialog) -> Result<Dialog, BotError> {
+    fn dialog(
+        &self,
+        i: usize,
+        at: serde_saphyr::Location,
+        r: RawDialog,
+    ) -> Result<Dialog, BotError> {
         let regex = match r.matcher.regex {
             None => None,
             Some(re) => Some(Regex::new(&format!("(?i){}", re.value)).or_else(|e| {
-                self.err(&re.referenced, format!("dialogs[{i}].match.regex"), format!("invalid regex: {}", first_line(&e.to_string())))
+                self.err(
+                    &re.referenced,
+                    format!("dialogs[{i}].match.regex"),
+                    format!("invalid regex: {}", first_line(&e.to_string())),
+                )
             })?),
         };
         let matcher = Matcher {
-            keywords: r.matcher.keywords.iter().map(|k| k.to_lowercase()).collect(),
+            keywords: r
+                .matcher
+                .keywords
+                .iter()
+                .map(|k| k.to_lowercase())
+                .collect(),
             regex,
             attachment: r.matcher.attachment,
         };
         if matcher.keywords.is_empty() && matcher.regex.is_none() && !matcher.attachment {
-            return self.err(&at, format!("dialogs[{i}].match"), "a dialog needs keywords, a regex or `attachment: true`".into());
+            return self.err(
+                &at,
+                format!("dialogs[{i}].match"),
+                "a dialog needs keywords, a regex or `attachment: true`".into(),
+            );
         }
         let mut steps = Vec::new();
         for (j, s) in r.steps.into_iter().enumerate() {
-            let sat = s.referenced.clone();
+            let sat = s.referenced;
             steps.push(match s.value {
                 RawStep::Say(s) => Step::Say(say(s)),
-                RawStep::Ask(a) => Step::Ask { prompt: a.prompt, slot: a.slot },
+                RawStep::Ask(a) => Step::Ask {
+                    prompt: a.prompt,
+                    slot: a.slot,
+                },
                 RawStep::End(reason) => Step::End(reason),
                 RawStep::Form(f) => {
                     let form_id = ids::stable_id("frm", &format!("{}/{}", r.name, f.name));
@@ -785,16 +893,26 @@ impl Validator<'_> {
                 RawStep::Service(svc) => {
                     let (delay, fail_rate, on_failure) = match svc {
                         RawService::Delay(d) => (d, None, None),
-                        RawService::Full { delay, fail_rate, on_failure } => (delay, fail_rate, on_failure),
+                        RawService::Full {
+                            delay,
+                            fail_rate,
+                            on_failure,
+                        } => (delay, fail_rate, on_failure),
                     };
                     let fail_rate = fail_rate.unwrap_or(0.0);
                     if !(0.0..=1.0).contains(&fail_rate) {
-                        return self.err(&sat, format!("dialogs[{i}].steps[{j}].service.fail_rate"), "must be between 0 and 1".into());
+                        return self.err(
+                            &sat,
+                            format!("dialogs[{i}].steps[{j}].service.fail_rate"),
+                            "must be between 0 and 1".into(),
+                        );
                     }
                     Step::Service {
                         delay,
                         fail_rate,
-                        on_failure: on_failure.unwrap_or_else(|| "Sorry, the service is not available right now.".into()),
+                        on_failure: on_failure.unwrap_or_else(|| {
+                            "Sorry, the service is not available right now.".into()
+                        }),
                     }
                 }
             });
@@ -827,7 +945,13 @@ mod tests {
         assert!(bot.instances[0].first && bot.instances[0].polling);
         assert!(!bot.instances[1].polling);
         assert_eq!(bot.instances[2].mode, Mode::Async);
-        for name in ["Show Balance", "Transfer Funds", "Menu", "Contact Form", "Slow Report"] {
+        for name in [
+            "Show Balance",
+            "Transfer Funds",
+            "Menu",
+            "Contact Form",
+            "Slow Report",
+        ] {
             assert!(bot.dialogs.iter().any(|d| d.name == name), "{name}");
         }
     }

@@ -72,8 +72,16 @@ impl Turn {
 #[derive(Debug, Clone)]
 enum Pending {
     None,
-    Ask { dialog: usize, next: usize, slot: String },
-    Form { dialog: usize, next: usize, form: Arc<Form> },
+    Ask {
+        dialog: usize,
+        next: usize,
+        slot: String,
+    },
+    Form {
+        dialog: usize,
+        next: usize,
+        form: Arc<Form>,
+    },
 }
 
 #[derive(Debug)]
@@ -108,31 +116,38 @@ pub struct UserContext<'a> {
 
 const SHARDS: usize = 64;
 
-/// All sessions of one bot, sharded so concurrent users rarely share a lock.
+type Shard = Mutex<HashMap<String, SessionState>>;
+
+/// All sessions of one bot: per channel instance, maps keyed by `from.id`, sharded so
+/// concurrent users rarely share a lock (and looked up by `&str`, without allocating).
 #[derive(Debug)]
 pub struct Sessions {
-    shards: Vec<Mutex<HashMap<(u16, String), SessionState>>>,
-}
-
-impl Default for Sessions {
-    fn default() -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-        }
-    }
+    shards: Vec<Shard>,
 }
 
 impl Sessions {
-    fn shard(&self, instance: u16, user: &str) -> &Mutex<HashMap<(u16, String), SessionState>> {
+    /// Room for `instances` channel instances.
+    pub fn new(instances: usize) -> Self {
+        Self {
+            shards: (0..SHARDS * instances.max(1))
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
+        }
+    }
+
+    fn shard(&self, instance: u16, user: &str) -> &Shard {
         let mut h = DefaultHasher::new();
-        instance.hash(&mut h);
         user.hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+        let i = usize::from(instance) * SHARDS + (h.finish() as usize) % SHARDS;
+        &self.shards[i % self.shards.len()]
     }
 
     /// Number of live sessions.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().map(|m| m.len()).unwrap_or(0)).sum()
+        self.shards
+            .iter()
+            .map(|s| s.lock().map(|m| m.len()).unwrap_or(0))
+            .sum()
     }
 
     /// True when there are none.
@@ -154,32 +169,63 @@ impl Sessions {
     }
 
     /// Runs one user input through the bot and returns its answer.
-    pub fn converse(&self, bot: &Bot, instance: u16, ctx: &UserContext<'_>, input: &Input<'_>) -> Turn {
+    pub fn converse(
+        &self,
+        bot: &Bot,
+        instance: u16,
+        ctx: &UserContext<'_>,
+        input: &Input<'_>,
+    ) -> Turn {
         let now = Instant::now();
-        let mut shard = self.shard(instance, ctx.user_id).lock().unwrap_or_else(|p| p.into_inner());
-        let key = (instance, ctx.user_id.to_string());
+        let mut shard = self
+            .shard(instance, ctx.user_id)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let mut turn = Turn::default();
         if let Input::Event(Event::SessionClosure) = input {
-            let existed = shard.remove(&key).is_some_and(|s| now.duration_since(s.last_seen) < bot.settings.session_idle);
+            let existed = shard
+                .remove(ctx.user_id)
+                .is_some_and(|s| now.duration_since(s.last_seen) < bot.settings.session_idle);
             turn.say(if existed {
-                Out::Event { event_type: "SESSION_CLOSURE_SUCCESS", description: "session closed successfully" }
+                Out::Event {
+                    event_type: "SESSION_CLOSURE_SUCCESS",
+                    description: "session closed successfully",
+                }
             } else {
-                Out::Event { event_type: "SESSION_CLOSURE_IGNORED", description: "Active session doesn't exist" }
+                Out::Event {
+                    event_type: "SESSION_CLOSURE_IGNORED",
+                    description: "Active session doesn't exist",
+                }
             });
             return turn;
         }
-        let session = shard.entry(key).or_insert_with(|| SessionState::new(now));
-        if ctx.new_session || matches!(input, Input::Event(Event::OnConnect)) || now.duration_since(session.last_seen) >= bot.settings.session_idle {
+        if !shard.contains_key(ctx.user_id) {
+            shard.insert(ctx.user_id.to_string(), SessionState::new(now));
+        }
+        let session = shard.get_mut(ctx.user_id).expect("inserted above");
+        if ctx.new_session
+            || matches!(input, Input::Event(Event::OnConnect))
+            || now.duration_since(session.last_seen) >= bot.settings.session_idle
+        {
             *session = SessionState::new(now);
         }
         session.last_seen = now;
-        session.slots.insert("user_id".into(), ctx.user_id.to_string());
-        if let Some(f) = ctx.first_name {
+        if session.slots.is_empty() {
+            session
+                .slots
+                .insert("user_id".into(), ctx.user_id.to_string());
+        }
+        if let Some(f) = ctx
+            .first_name
+            .filter(|f| session.slots.get("first_name").map(String::as_str) != Some(*f))
+        {
             session.slots.insert("first_name".into(), f.to_string());
         }
         if let Some(first) = ctx.attachment_names.first() {
             session.slots.insert("file_name".into(), first.clone());
-            session.slots.insert("file_names".into(), ctx.attachment_names.join(", "));
+            session
+                .slots
+                .insert("file_names".into(), ctx.attachment_names.join(", "));
         }
         let mut rng = rand::rng();
         let pending = std::mem::replace(&mut session.pending, Pending::None);
@@ -193,9 +239,15 @@ impl Sessions {
                 session.slots.insert(slot, text.to_string());
                 run(bot, dialog, next, session, &mut turn, &mut rng);
             }
-            (Input::FormData(fd), Pending::Form { dialog, next, form }) if fd.form_id == form.id => {
+            (Input::FormData(fd), Pending::Form { dialog, next, form })
+                if fd.form_id == form.id =>
+            {
                 for entry in &fd.data {
-                    if let Some(field) = form.fields.iter().find(|f| f.id == entry.component_id || f.key == entry.component_id) {
+                    if let Some(field) = form
+                        .fields
+                        .iter()
+                        .find(|f| f.id == entry.component_id || f.key == entry.component_id)
+                    {
                         let v = match &entry.input {
                             Value::String(s) => s.clone(),
                             other => other.to_string(),
@@ -207,12 +259,18 @@ impl Sessions {
             }
             (input, _) => {
                 let (text, has_attachments) = match input {
-                    Input::Text { text, attachments } => (text.to_string(), !attachments.is_empty()),
+                    Input::Text { text, attachments } => {
+                        (text.to_string(), !attachments.is_empty())
+                    }
                     Input::Template(v) => (postback_text(v), false),
                     _ => (String::new(), false),
                 };
                 let lower = text.to_lowercase();
-                match bot.dialogs.iter().position(|d| d.matcher.matches(&lower, has_attachments)) {
+                match bot
+                    .dialogs
+                    .iter()
+                    .position(|d| d.matcher.matches(&lower, has_attachments))
+                {
                     Some(d) => run(bot, d, 0, session, &mut turn, &mut rng),
                     None => {
                         for s in &bot.fallback {
@@ -238,24 +296,46 @@ fn postback_text(v: &Value) -> String {
         .to_string()
 }
 
-fn run(bot: &Bot, dialog: usize, from: usize, session: &mut SessionState, turn: &mut Turn, rng: &mut impl Rng) {
+fn run(
+    bot: &Bot,
+    dialog: usize,
+    from: usize,
+    session: &mut SessionState,
+    turn: &mut Turn,
+    rng: &mut impl Rng,
+) {
     let d: &Dialog = &bot.dialogs[dialog];
     for (i, step) in d.steps.iter().enumerate().skip(from) {
         match step {
             Step::Say(s) => turn.say(render_say(s, &session.slots)),
             Step::Ask { prompt, slot } => {
                 turn.say(Out::Text(render(prompt, &session.slots)));
-                session.pending = Pending::Ask { dialog, next: i + 1, slot: slot.clone() };
+                session.pending = Pending::Ask {
+                    dialog,
+                    next: i + 1,
+                    slot: slot.clone(),
+                };
                 return;
             }
             Step::Form(form) => {
                 turn.say(Out::Text(render(&form.prompt, &session.slots)));
                 turn.say(Out::Form(form.clone()));
-                session.pending = Pending::Form { dialog, next: i + 1, form: form.clone() };
+                session.pending = Pending::Form {
+                    dialog,
+                    next: i + 1,
+                    form: form.clone(),
+                };
                 return;
             }
-            Step::Service { delay, fail_rate, on_failure } => {
-                turn.segments.push(Segment { delay: delay.sample(rng), ..Default::default() });
+            Step::Service {
+                delay,
+                fail_rate,
+                on_failure,
+            } => {
+                turn.segments.push(Segment {
+                    delay: delay.sample(rng),
+                    ..Default::default()
+                });
                 if *fail_rate > 0.0 && rng.random_bool(*fail_rate) {
                     turn.say(Out::Text(render(on_failure, &session.slots)));
                     turn.current().task_end = Some(d.task_end(EndReason::Interrupted));
@@ -281,7 +361,11 @@ fn render_value(v: &Value, slots: &HashMap<String, String>) -> Value {
     match v {
         Value::String(s) => Value::String(render(s, slots)),
         Value::Array(a) => Value::Array(a.iter().map(|x| render_value(x, slots)).collect()),
-        Value::Object(o) => Value::Object(o.iter().map(|(k, x)| (k.clone(), render_value(x, slots))).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| (k.clone(), render_value(x, slots)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -297,7 +381,12 @@ pub fn render(text: &str, slots: &HashMap<String, String>) -> String {
         out.push_str(&rest[..open]);
         let after = &rest[open + 1..];
         match after.find('}') {
-            Some(close) if after[..close].chars().all(|c| c.is_alphanumeric() || c == '_') && close > 0 => {
+            Some(close)
+                if after[..close]
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_')
+                    && close > 0 =>
+            {
                 let name = &after[..close];
                 match slots.get(name) {
                     Some(v) => out.push_str(v),
@@ -325,7 +414,10 @@ mod tests {
     use crate::protocol::v2::{FormData, FormInput};
 
     fn text(t: &str) -> Input<'_> {
-        Input::Text { text: t, attachments: &[] }
+        Input::Text {
+            text: t,
+            attachments: &[],
+        }
     }
 
     fn texts(turn: &Turn) -> Vec<String> {
@@ -340,29 +432,38 @@ mod tests {
     }
 
     fn ctx(user: &str) -> UserContext<'_> {
-        UserContext { user_id: user, ..Default::default() }
+        UserContext {
+            user_id: user,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn transfer_flow_captures_slots_and_has_a_service_node() {
         let bot = Bot::demo();
-        let s = Sessions::default();
+        let s = Sessions::new(3);
         let t = s.converse(&bot, 0, &ctx("u"), &text("I want to transfer"));
         assert_eq!(texts(&t), ["How much would you like to transfer?"]);
         s.converse(&bot, 0, &ctx("u"), &text("250"));
         let t = s.converse(&bot, 0, &ctx("u"), &text("savings"));
         assert_eq!(t.segments.len(), 2);
-        assert_eq!(texts(&t), ["Processing your transfer…", "Transferred 250 to savings."]);
+        assert_eq!(
+            texts(&t),
+            ["Processing your transfer…", "Transferred 250 to savings."]
+        );
         let d = t.segments[1].delay;
         assert!(d >= Duration::from_secs(1) && d <= Duration::from_secs(2));
         let end = t.segments[1].task_end.as_ref().unwrap();
-        assert_eq!((end.reason.as_str(), end.task_name.as_str()), ("Fulfilled", "Transfer Funds"));
+        assert_eq!(
+            (end.reason.as_str(), end.task_name.as_str()),
+            ("Fulfilled", "Transfer Funds")
+        );
     }
 
     #[test]
     fn sessions_are_per_instance_and_user() {
         let bot = Bot::demo();
-        let s = Sessions::default();
+        let s = Sessions::new(3);
         s.converse(&bot, 0, &ctx("u"), &text("transfer"));
         let other = s.converse(&bot, 1, &ctx("u"), &text("100"));
         assert_eq!(texts(&other), ["Sorry, I didn't understand that."]);
@@ -373,19 +474,31 @@ mod tests {
     #[test]
     fn closure_success_then_ignored() {
         let bot = Bot::demo();
-        let s = Sessions::default();
+        let s = Sessions::new(3);
         s.converse(&bot, 0, &ctx("u"), &Input::Event(Event::OnConnect));
         let close = Input::Event(Event::SessionClosure);
         let first = s.converse(&bot, 0, &ctx("u"), &close);
-        assert!(matches!(first.segments[0].messages[0], Out::Event { event_type: "SESSION_CLOSURE_SUCCESS", .. }));
+        assert!(matches!(
+            first.segments[0].messages[0],
+            Out::Event {
+                event_type: "SESSION_CLOSURE_SUCCESS",
+                ..
+            }
+        ));
         let second = s.converse(&bot, 0, &ctx("u"), &close);
-        assert!(matches!(second.segments[0].messages[0], Out::Event { event_type: "SESSION_CLOSURE_IGNORED", .. }));
+        assert!(matches!(
+            second.segments[0].messages[0],
+            Out::Event {
+                event_type: "SESSION_CLOSURE_IGNORED",
+                ..
+            }
+        ));
     }
 
     #[test]
     fn form_submission_by_component_id() {
         let bot = Bot::demo();
-        let s = Sessions::default();
+        let s = Sessions::new(3);
         let t = s.converse(&bot, 0, &ctx("u"), &text("form"));
         let form = t.segments[0]
             .messages
@@ -397,7 +510,10 @@ mod tests {
             .unwrap();
         let fd = FormData {
             form_id: form.id.clone(),
-            data: vec![FormInput { component_id: form.fields[0].id.clone(), input: "Ada".into() }],
+            data: vec![FormInput {
+                component_id: form.fields[0].id.clone(),
+                input: "Ada".into(),
+            }],
             meta: None,
         };
         let t = s.converse(&bot, 0, &ctx("u"), &Input::FormData(fd));

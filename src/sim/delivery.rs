@@ -23,9 +23,15 @@ pub fn spawn(state: Arc<SimState>, instance: u16, version: Version, user: String
 fn bodies(state: &SimState, version: Version, user: &str, seg: &Segment) -> Vec<Bytes> {
     let mut out = Vec::with_capacity(seg.messages.len() + 1);
     for m in &seg.messages {
-        let single = Segment { delay: Duration::ZERO, messages: vec![m.clone()], task_end: None };
+        let single = Segment {
+            delay: Duration::ZERO,
+            messages: vec![m.clone()],
+            task_end: None,
+        };
         let bytes = match version {
-            Version::V1 => serde_json::to_vec(&v1_body(state, std::slice::from_ref(&single), Some(user))),
+            Version::V1 => {
+                serde_json::to_vec(&v1_body(state, std::slice::from_ref(&single), Some(user)))
+            }
             Version::V2 => serde_json::to_vec(&v2_body(state, std::slice::from_ref(&single), user)),
         };
         out.extend(bytes.ok().map(Bytes::from));
@@ -53,14 +59,21 @@ fn bodies(state: &SimState, version: Version, user: &str, seg: &Segment) -> Vec<
 async fn deliver(state: &SimState, instance: u16, version: Version, user: &str, turn: Turn) {
     let inst = &state.bot.instances[instance as usize];
     let Some(url) = inst.post_url.as_deref() else {
-        let n: usize = turn.segments.iter().map(|s| s.messages.len() + usize::from(s.task_end.is_some())).sum();
-        state.metrics.async_undeliverable.fetch_add(n as u64, Relaxed);
+        let n: usize = turn
+            .segments
+            .iter()
+            .map(|s| s.messages.len() + usize::from(s.task_end.is_some()))
+            .sum();
+        state
+            .metrics
+            .async_undeliverable
+            .fetch_add(n as u64, Relaxed);
         tracing::warn!(instance = %inst.id, "async instance has no POST_URL; {n} message(s) dropped");
         return;
     };
     let faults = &inst.faults;
     for seg in &turn.segments {
-        tokio::time::sleep(seg.delay).await;
+        crate::common::pause(seg.delay).await;
         let mut posts = bodies(state, version, user, seg);
         if faults.async_reorder_rate > 0.0 {
             let mut rng = rand::rng();
@@ -73,9 +86,13 @@ async fn deliver(state: &SimState, instance: u16, version: Version, user: &str, 
         for body in posts {
             let (extra, dup) = {
                 let mut rng = rand::rng();
-                (faults.async_delay.sample(&mut rng), faults.async_duplicate_rate > 0.0 && rng.random_bool(faults.async_duplicate_rate))
+                (
+                    faults.async_delay.sample(&mut rng),
+                    faults.async_duplicate_rate > 0.0
+                        && rng.random_bool(faults.async_duplicate_rate),
+                )
             };
-            tokio::time::sleep(extra).await;
+            crate::common::pause(extra).await;
             post_with_retries(state, url, body.clone(), inst.delivery).await;
             if dup {
                 post_with_retries(state, url, body, inst.delivery).await;
@@ -84,7 +101,12 @@ async fn deliver(state: &SimState, instance: u16, version: Version, user: &str, 
     }
 }
 
-async fn post_with_retries(state: &SimState, url: &str, body: Bytes, policy: super::bot::DeliveryPolicy) {
+async fn post_with_retries(
+    state: &SimState,
+    url: &str,
+    body: Bytes,
+    policy: super::bot::DeliveryPolicy,
+) {
     let mut backoff = policy.backoff;
     for attempt in 1..=policy.attempts {
         let result = state

@@ -81,7 +81,10 @@ impl Faults {
         let mut errors = Vec::new();
         for e in r.errors {
             if !(400..=599).contains(&e.status) {
-                return Err(format!("errors: status {} is not an error status (400..599)", e.status));
+                return Err(format!(
+                    "errors: status {} is not an error status (400..599)",
+                    e.status
+                ));
             }
             errors.push((e.status, rate("errors.rate", Some(e.rate))?));
         }
@@ -102,7 +105,10 @@ impl Faults {
 
     /// True when nothing is injected (the fast path skips the dice).
     pub fn is_quiet(&self) -> bool {
-        self.latency.is_zero() && self.errors.is_empty() && self.drop_rate == 0.0 && self.malformed_rate == 0.0
+        self.latency.is_zero()
+            && self.errors.is_empty()
+            && self.drop_rate == 0.0
+            && self.malformed_rate == 0.0
     }
 
     /// Draws the fate of one request.
@@ -146,7 +152,10 @@ mod tests {
 
     #[test]
     fn rates_are_checked() {
-        let raw: RawFaults = serde_json::from_str(r#"{"errors":[{"status":500,"rate":0.7},{"status":503,"rate":0.6}]}"#).unwrap();
+        let raw: RawFaults = serde_json::from_str(
+            r#"{"errors":[{"status":500,"rate":0.7},{"status":503,"rate":0.6}]}"#,
+        )
+        .unwrap();
         assert!(Faults::from_raw(raw).unwrap_err().contains("above 1"));
         let raw: RawFaults = serde_json::from_str(r#"{"drop_rate": 2}"#).unwrap();
         assert!(Faults::from_raw(raw).is_err());
@@ -154,7 +163,8 @@ mod tests {
 
     #[test]
     fn certain_error_always_fires() {
-        let raw: RawFaults = serde_json::from_str(r#"{"errors":[{"status":503,"rate":1.0}]}"#).unwrap();
+        let raw: RawFaults =
+            serde_json::from_str(r#"{"errors":[{"status":503,"rate":1.0}]}"#).unwrap();
         let f = Faults::from_raw(raw).unwrap();
         let mut rng = rand::rng();
         assert!((0..100).all(|_| f.draw(&mut rng) == Injected::Status(503)));

@@ -65,7 +65,9 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self {
-            requests: (0..ROUTES.len() * STATUSES.len()).map(|_| AtomicU64::new(0)).collect(),
+            requests: (0..ROUTES.len() * STATUSES.len())
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             async_deliveries: AtomicU64::new(0),
             async_retries: AtomicU64::new(0),
             async_failures: AtomicU64::new(0),
@@ -79,44 +81,108 @@ impl Default for Metrics {
 impl Metrics {
     /// Counts one answered request.
     pub fn count(&self, route: Route, status: u16) {
-        let r = ROUTES.iter().position(|(x, _)| *x == route).unwrap_or(ROUTES.len() - 1);
-        let s = STATUSES.iter().position(|x| *x == status).unwrap_or(STATUSES.len() - 1);
+        let r = ROUTES
+            .iter()
+            .position(|(x, _)| *x == route)
+            .unwrap_or(ROUTES.len() - 1);
+        let s = STATUSES
+            .iter()
+            .position(|x| *x == status)
+            .unwrap_or(STATUSES.len() - 1);
         self.requests[r * STATUSES.len() + s].fetch_add(1, Relaxed);
     }
 
     /// Requests counted for a route and status (0 = any other status).
     pub fn requests(&self, route: Route, status: u16) -> u64 {
-        let r = ROUTES.iter().position(|(x, _)| *x == route).unwrap_or(ROUTES.len() - 1);
-        let s = STATUSES.iter().position(|x| *x == status).unwrap_or(STATUSES.len() - 1);
+        let r = ROUTES
+            .iter()
+            .position(|(x, _)| *x == route)
+            .unwrap_or(ROUTES.len() - 1);
+        let s = STATUSES
+            .iter()
+            .position(|x| *x == status)
+            .unwrap_or(STATUSES.len() - 1);
         self.requests[r * STATUSES.len() + s].load(Relaxed)
     }
 
     /// The Prometheus exposition.
     pub fn render(&self, active_sessions: usize, pending_polls: usize) -> String {
         let mut out = String::with_capacity(4096);
-        out.push_str("# HELP hookbench_sim_requests_total Requests answered, by route and status.\n");
+        out.push_str(
+            "# HELP hookbench_sim_requests_total Requests answered, by route and status.\n",
+        );
         out.push_str("# TYPE hookbench_sim_requests_total counter\n");
         for (ri, (_, rname)) in ROUTES.iter().enumerate() {
             for (si, status) in STATUSES.iter().enumerate() {
                 let v = self.requests[ri * STATUSES.len() + si].load(Relaxed);
                 if v > 0 {
-                    let status = if *status == 0 { "other".to_string() } else { status.to_string() };
-                    let _ = writeln!(out, "hookbench_sim_requests_total{{route=\"{rname}\",status=\"{status}\"}} {v}");
+                    let status = if *status == 0 {
+                        "other".to_string()
+                    } else {
+                        status.to_string()
+                    };
+                    let _ = writeln!(
+                        out,
+                        "hookbench_sim_requests_total{{route=\"{rname}\",status=\"{status}\"}} {v}"
+                    );
                 }
             }
         }
         let gauges = [
-            ("hookbench_sim_active_sessions", "gauge", "Live conversation sessions.", active_sessions as u64),
-            ("hookbench_sim_pending_polls", "gauge", "Poll batches not yet delivered.", pending_polls as u64),
-            ("hookbench_sim_async_deliveries_total", "counter", "Async messages POSTed to POST_URL.", self.async_deliveries.load(Relaxed)),
-            ("hookbench_sim_async_retries_total", "counter", "Async POST retries.", self.async_retries.load(Relaxed)),
-            ("hookbench_sim_async_failures_total", "counter", "Async messages dropped after every retry.", self.async_failures.load(Relaxed)),
-            ("hookbench_sim_async_undeliverable_total", "counter", "Async messages with no POST_URL.", self.async_undeliverable.load(Relaxed)),
-            ("hookbench_sim_dropped_connections_total", "counter", "Connections closed by fault injection.", self.dropped_connections.load(Relaxed)),
-            ("hookbench_sim_sync_timeouts_total", "counter", "Sync requests answered 504.", self.sync_timeouts.load(Relaxed)),
+            (
+                "hookbench_sim_active_sessions",
+                "gauge",
+                "Live conversation sessions.",
+                active_sessions as u64,
+            ),
+            (
+                "hookbench_sim_pending_polls",
+                "gauge",
+                "Poll batches not yet delivered.",
+                pending_polls as u64,
+            ),
+            (
+                "hookbench_sim_async_deliveries_total",
+                "counter",
+                "Async messages POSTed to POST_URL.",
+                self.async_deliveries.load(Relaxed),
+            ),
+            (
+                "hookbench_sim_async_retries_total",
+                "counter",
+                "Async POST retries.",
+                self.async_retries.load(Relaxed),
+            ),
+            (
+                "hookbench_sim_async_failures_total",
+                "counter",
+                "Async messages dropped after every retry.",
+                self.async_failures.load(Relaxed),
+            ),
+            (
+                "hookbench_sim_async_undeliverable_total",
+                "counter",
+                "Async messages with no POST_URL.",
+                self.async_undeliverable.load(Relaxed),
+            ),
+            (
+                "hookbench_sim_dropped_connections_total",
+                "counter",
+                "Connections closed by fault injection.",
+                self.dropped_connections.load(Relaxed),
+            ),
+            (
+                "hookbench_sim_sync_timeouts_total",
+                "counter",
+                "Sync requests answered 504.",
+                self.sync_timeouts.load(Relaxed),
+            ),
         ];
         for (name, kind, help, v) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
         }
         out
     }

@@ -48,7 +48,12 @@ impl SimConfig {
 
     /// A bot with default settings.
     pub fn new(bot: Bot) -> Self {
-        Self { bot, post_url: None, record: None, grace: Duration::from_secs(5) }
+        Self {
+            bot,
+            post_url: None,
+            record: None,
+            grace: Duration::from_secs(5),
+        }
     }
 }
 
@@ -114,18 +119,35 @@ impl RunningSim {
         let (tx, rx) = oneshot::channel::<()>();
         let grace = config.grace;
         let server = tokio::spawn(async move {
-            serve::serve(listener, router, async { let _ = rx.await; }, grace).await;
+            serve::serve(
+                listener,
+                router,
+                async {
+                    let _ = rx.await;
+                },
+                grace,
+            )
+            .await;
         });
         let sweep_state = state.clone();
         let sweeper = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
-                let unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+                let unix = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0);
                 sweep_state.sweep(Instant::now(), unix);
             }
         });
-        Ok(RunningSim { addr, state, shutdown: Some(tx), server, sweeper })
+        Ok(RunningSim {
+            addr,
+            state,
+            shutdown: Some(tx),
+            server,
+            sweeper,
+        })
     }
 
     /// `http://ADDR`.

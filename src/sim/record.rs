@@ -75,8 +75,14 @@ pub async fn record(State(rec): State<Recorder>, req: Request, next: Next) -> Re
         json!({ "base64": base64::engine::general_purpose::STANDARD.encode(&bytes) })
     };
     let method = parts.method.to_string();
-    let path = parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default();
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
     let line = json!({
         "time": time, "method": method, "path": path, "headers": headers,
         "body": body_json, "status": response.status().as_u16(),

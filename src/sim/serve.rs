@@ -28,7 +28,12 @@ impl std::error::Error for Dropped {}
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open connections finish
 /// for up to `grace`.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()>, grace: Duration) {
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
     let builder = Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -69,8 +74,10 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<
         });
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open after the grace period; closing them");
     }
 }
-

@@ -20,9 +20,9 @@ use super::conversation::{Out, Segment, Turn, UserContext};
 use super::delivery;
 use super::faults::{self, Injected};
 use super::metrics::Route;
-use super::state::{PollEntry, SimState};
+use super::state::{PollEntry, SimState, VerifiedToken};
 use super::upload;
-use crate::protocol::jwt::{self, Claims, JwtError};
+use crate::protocol::jwt::{self, JwtError};
 use crate::protocol::template::escape_html;
 use crate::protocol::v2::{DataItem, Input};
 use crate::protocol::{ids, v1, v2, ErrorEnvelope, ErrorKind, TaskEnd, Version};
@@ -41,12 +41,26 @@ pub fn router(state: Shared) -> Router {
     let upload_limit = state.bot.settings.max_file_bytes as usize + 1024 * 1024;
     let api = Router::new()
         .route("/chatbot/hooks/{bot}", post(v1_first))
-        .route("/chatbot/hooks/{bot}/hookInstance/{inst}", post(v1_instance))
+        .route(
+            "/chatbot/hooks/{bot}/hookInstance/{inst}",
+            post(v1_instance),
+        )
         .route("/chatbot/v2/webhook/{bot}", post(v2_first))
-        .route("/chatbot/v2/webhook/{bot}/hookInstance/{inst}", post(v2_instance))
+        .route(
+            "/chatbot/v2/webhook/{bot}/hookInstance/{inst}",
+            post(v2_instance),
+        )
         .route("/chatbot/v2/webhook/{bot}/poll/{poll}", get(poll))
         .merge(upload::routes(upload_limit))
-        .route("/healthz", get(|| async { ([(header::CONTENT_TYPE, "application/json")], r#"{"status":"ok"}"#) }))
+        .route(
+            "/healthz",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    r#"{"status":"ok"}"#,
+                )
+            }),
+        )
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(state.clone());
@@ -61,9 +75,16 @@ pub fn router(state: Shared) -> Router {
 }
 
 async fn count(State(state): State<Shared>, req: Request, next: Next) -> Response {
-    let route = match req.extensions().get::<MatchedPath>().map(MatchedPath::as_str) {
-        Some("/chatbot/hooks/{bot}") | Some("/chatbot/hooks/{bot}/hookInstance/{inst}") => Route::V1Message,
-        Some("/chatbot/v2/webhook/{bot}") | Some("/chatbot/v2/webhook/{bot}/hookInstance/{inst}") => Route::V2Message,
+    let route = match req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+    {
+        Some("/chatbot/hooks/{bot}") | Some("/chatbot/hooks/{bot}/hookInstance/{inst}") => {
+            Route::V1Message
+        }
+        Some("/chatbot/v2/webhook/{bot}")
+        | Some("/chatbot/v2/webhook/{bot}/hookInstance/{inst}") => Route::V2Message,
         Some("/chatbot/v2/webhook/{bot}/poll/{poll}") => Route::Poll,
         Some(p) if p.ends_with("/token") => Route::UploadToken,
         Some(p) if p.ends_with("/chunk") && req.method() == Method::POST => Route::UploadChunk,
@@ -75,7 +96,10 @@ async fn count(State(state): State<Shared>, req: Request, next: Next) -> Respons
     };
     let resp = next.run(req).await;
     if resp.extensions().get::<DropConnection>().is_some() {
-        state.metrics.dropped_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        state
+            .metrics
+            .dropped_connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     } else {
         state.metrics.count(route, resp.status().as_u16());
     }
@@ -83,19 +107,33 @@ async fn count(State(state): State<Shared>, req: Request, next: Next) -> Respons
 }
 
 async fn metrics(State(state): State<Shared>) -> Response {
-    let body = state.metrics.render(state.sessions.len(), state.pending_polls());
+    let body = state
+        .metrics
+        .render(state.sessions.len(), state.pending_polls());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 async fn not_found(req: Request) -> Response {
-    let v = if req.uri().path().contains("/v2/") { Version::V2 } else { Version::V1 };
+    let v = if req.uri().path().contains("/v2/") {
+        Version::V2
+    } else {
+        Version::V1
+    };
     error(v, ErrorKind::NotFound)
 }
 
 /// A JSON response.
 pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response()
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response()
 }
 
 /// The error envelope for the version's routes.
@@ -104,13 +142,18 @@ pub fn error(version: Version, kind: ErrorKind) -> Response {
         Version::V1 => ErrorEnvelope::v1(kind),
         Version::V2 => ErrorEnvelope::v2(kind),
     };
-    json(StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &env)
+    json(
+        StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &env,
+    )
 }
 
-fn auth_error(version: Version, e: &JwtError) -> Response {
+/// 401 in the version's envelope, with the reason in [`AUTH_ERROR_HEADER`].
+pub fn auth_error(version: Version, e: &JwtError) -> Response {
     tracing::debug!(reason = %e, "token refused");
     let mut r = error(version, ErrorKind::InvalidToken);
-    r.headers_mut().insert(AUTH_ERROR_HEADER, HeaderValue::from_static(e.code()));
+    r.headers_mut()
+        .insert(AUTH_ERROR_HEADER, HeaderValue::from_static(e.code()));
     r
 }
 
@@ -120,24 +163,55 @@ fn dropped() -> Response {
     r
 }
 
-/// Checks the bearer token against the bot's apps; returns the app's client id and the claims.
-pub fn authenticate(state: &SimState, headers: &HeaderMap) -> Result<(String, Claims), JwtError> {
-    let value = headers.get(header::AUTHORIZATION).ok_or(JwtError::Missing)?;
-    let value = value.to_str().map_err(|_| JwtError::Malformed("non-ASCII header".into()))?;
+/// Checks the bearer token against the bot's apps; returns the app and the verified claims.
+pub fn authenticate(state: &SimState, headers: &HeaderMap) -> Result<VerifiedToken, JwtError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(JwtError::Missing)?;
+    let value = value
+        .to_str()
+        .map_err(|_| JwtError::Malformed("non-ASCII header".into()))?;
     let token = jwt::bearer_token(value)?;
+    if let Some(hit) = state.cached_token(token) {
+        let policy = &state.bot.apps[hit.app].policy;
+        jwt::check_claims(&hit.claims, policy, unix_now())?;
+        return Ok(hit);
+    }
     let (alg, claims) = jwt::peek(token)?;
-    let app = claims.app().and_then(|id| state.bot.app(id)).ok_or(JwtError::UnknownApp)?;
-    let key = if alg.is_hmac() { app.secret.as_ref() } else { app.public_key.as_ref() };
+    let app_index = claims
+        .app()
+        .and_then(|id| state.bot.apps.iter().position(|a| a.client_id == id))
+        .ok_or(JwtError::UnknownApp)?;
+    let app = &state.bot.apps[app_index];
+    let key = if alg.is_hmac() {
+        app.secret.as_ref()
+    } else {
+        app.public_key.as_ref()
+    };
     let key = key.ok_or(JwtError::AlgorithmNotAllowed(alg))?;
     let (_, claims) = jwt::verify_peeked(token, alg, claims, key, &app.policy)?;
+    let verified = VerifiedToken {
+        app: app_index,
+        claims: Arc::new(claims),
+    };
     if app.policy.require_jti {
-        let jti = claims.jti.as_deref().unwrap_or_default();
-        let exp = claims.exp.map(|e| e.0).unwrap_or(f64::MAX);
+        // Every use must be checked for replay, so these tokens are never cached.
+        let jti = verified.claims.jti.as_deref().unwrap_or_default();
+        let exp = verified.claims.exp.map(|e| e.0).unwrap_or(f64::MAX);
         if !state.use_jti(&app.client_id, jti, exp) {
             return Err(JwtError::Replay);
         }
+    } else {
+        state.cache_token(token, verified.clone());
     }
-    Ok((app.client_id.clone(), claims))
+    Ok(verified)
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// Looks up the instance a message URL names; 404 for an unknown bot or instance.
@@ -152,19 +226,39 @@ fn resolve<'a>(state: &'a SimState, bot: &str, inst: Option<&str>) -> Option<(u1
     instance.enabled.then_some((i as u16, instance))
 }
 
-async fn v1_first(State(s): State<Shared>, Path(bot): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn v1_first(
+    State(s): State<Shared>,
+    Path(bot): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     message(s, Version::V1, bot, None, headers, body).await
 }
 
-async fn v1_instance(State(s): State<Shared>, Path((bot, inst)): Path<(String, String)>, headers: HeaderMap, body: Bytes) -> Response {
+async fn v1_instance(
+    State(s): State<Shared>,
+    Path((bot, inst)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     message(s, Version::V1, bot, Some(inst), headers, body).await
 }
 
-async fn v2_first(State(s): State<Shared>, Path(bot): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn v2_first(
+    State(s): State<Shared>,
+    Path(bot): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     message(s, Version::V2, bot, None, headers, body).await
 }
 
-async fn v2_instance(State(s): State<Shared>, Path((bot, inst)): Path<(String, String)>, headers: HeaderMap, body: Bytes) -> Response {
+async fn v2_instance(
+    State(s): State<Shared>,
+    Path((bot, inst)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     message(s, Version::V2, bot, Some(inst), headers, body).await
 }
 
@@ -187,12 +281,22 @@ impl Parsed {
         match self {
             Parsed::V1(r) => {
                 let input = match r.form_submission() {
-                    Some(fd) => Input::FormData(serde_json::from_value(fd.clone()).map_err(|_| ErrorKind::InvalidPayload)?),
-                    None => Input::Text { text: &r.message.text, attachments: r.all_attachments() },
+                    Some(fd) => Input::FormData(
+                        serde_json::from_value(fd.clone())
+                            .map_err(|_| ErrorKind::InvalidPayload)?,
+                    ),
+                    None => Input::Text {
+                        text: &r.message.text,
+                        attachments: r.all_attachments(),
+                    },
                 };
                 Ok(Decoded {
                     user: &r.from.id,
-                    first_name: r.from.user_info.as_ref().and_then(|u| u.first_name.as_deref()),
+                    first_name: r
+                        .from
+                        .user_info
+                        .as_ref()
+                        .and_then(|u| u.first_name.as_deref()),
                     new_session: r.is_new_session(),
                     identity_checked: false,
                     input,
@@ -200,7 +304,11 @@ impl Parsed {
             }
             Parsed::V2(r) => Ok(Decoded {
                 user: &r.from.id,
-                first_name: r.from.user_info.as_ref().and_then(|u| u.first_name.as_deref()),
+                first_name: r
+                    .from
+                    .user_info
+                    .as_ref()
+                    .and_then(|u| u.first_name.as_deref()),
                 new_session: r.is_new_session(),
                 identity_checked: true,
                 input: r.input().map_err(|e| {
@@ -212,17 +320,25 @@ impl Parsed {
     }
 }
 
-async fn message(state: Shared, version: Version, bot: String, inst: Option<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn message(
+    state: Shared,
+    version: Version,
+    bot: String,
+    inst: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let arrived = Instant::now();
     let Some((idx, instance)) = resolve(&state, &bot, inst.as_deref()) else {
         return error(version, ErrorKind::NotFound);
     };
-    let (app, claims) = match authenticate(&state, &headers) {
+    let verified = match authenticate(&state, &headers) {
         Ok(ok) => ok,
         Err(e) => return auth_error(version, &e),
     };
+    let claims = &verified.claims;
     if let Some(limit) = instance.rate_limit {
-        if !state.take_token(idx, &app, limit) {
+        if !state.take_token(idx, &state.bot.apps[verified.app].client_id, limit) {
             return error(version, ErrorKind::TooManyRequests);
         }
     }
@@ -236,7 +352,7 @@ async fn message(state: Shared, version: Version, bot: String, inst: Option<Stri
     match injected {
         Injected::Drop => return dropped(),
         Injected::Status(code) => {
-            tokio::time::sleep(latency).await;
+            crate::common::pause(latency).await;
             return error(version, injected_kind(code));
         }
         Injected::None | Injected::Malformed => {}
@@ -264,10 +380,18 @@ async fn message(state: Shared, version: Version, bot: String, inst: Option<Stri
         }
     }
     let attachment_names = match &d.input {
-        Input::Text { attachments, .. } => attachments.iter().map(|a| attachment_name(&state, a)).collect(),
+        Input::Text { attachments, .. } => attachments
+            .iter()
+            .map(|a| attachment_name(&state, a))
+            .collect(),
         _ => Vec::new(),
     };
-    let ctx = UserContext { user_id: d.user, first_name: d.first_name, new_session: d.new_session, attachment_names };
+    let ctx = UserContext {
+        user_id: d.user,
+        first_name: d.first_name,
+        new_session: d.new_session,
+        attachment_names,
+    };
     let turn = state.sessions.converse(&state.bot, idx, &ctx, &d.input);
     let user = d.user.to_string();
     drop(parsed);
@@ -275,7 +399,7 @@ async fn message(state: Shared, version: Version, bot: String, inst: Option<Stri
     let response = match instance.mode {
         Mode::Async => {
             delivery::spawn(state.clone(), idx, version, user, turn);
-            tokio::time::sleep(latency).await;
+            crate::common::pause(latency).await;
             match version {
                 Version::V1 => json(StatusCode::OK, &serde_json::json!({})),
                 Version::V2 => json(StatusCode::OK, &v2::Response::async_ack(ids::trace_id())),
@@ -286,7 +410,7 @@ async fn message(state: Shared, version: Version, bot: String, inst: Option<Stri
             if latency > instance.sync_timeout {
                 return timed_out(&state, version, instance.sync_timeout).await;
             }
-            tokio::time::sleep(latency).await;
+            crate::common::pause(latency).await;
             json(StatusCode::OK, &body)
         }
         Mode::Sync => {
@@ -294,7 +418,7 @@ async fn message(state: Shared, version: Version, bot: String, inst: Option<Stri
             if work > instance.sync_timeout {
                 return timed_out(&state, version, instance.sync_timeout).await;
             }
-            tokio::time::sleep(work).await;
+            crate::common::pause(work).await;
             match version {
                 Version::V1 => json(StatusCode::OK, &v1_body(&state, &turn.segments, None)),
                 Version::V2 => json(StatusCode::OK, &v2_body(&state, &turn.segments, &user)),
@@ -309,13 +433,18 @@ async fn message(state: Shared, version: Version, bot: String, inst: Option<Stri
 
 async fn timed_out(state: &SimState, version: Version, budget: Duration) -> Response {
     tokio::time::sleep(budget).await;
-    state.metrics.sync_timeouts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    state
+        .metrics
+        .sync_timeouts
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     error(version, ErrorKind::TimedOut)
 }
 
 async fn corrupt(response: Response) -> Response {
     let (parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
     Response::from_parts(parts, Body::from(faults::corrupt(&bytes)))
 }
 
@@ -344,7 +473,13 @@ fn attachment_name(state: &SimState, a: &crate::protocol::Attachment) -> String 
 }
 
 /// Answers the segments that are ready now and parks the rest under a new pollId.
-fn start_poll_chain(state: &SimState, instance: u16, user: &str, turn: Turn, arrived: Instant) -> v2::Response {
+fn start_poll_chain(
+    state: &SimState,
+    instance: u16,
+    user: &str,
+    turn: Turn,
+    arrived: Instant,
+) -> v2::Response {
     let mut at = arrived;
     let mut pending: std::collections::VecDeque<(Instant, Segment)> = turn
         .segments
@@ -363,13 +498,26 @@ fn start_poll_chain(state: &SimState, instance: u16, user: &str, turn: Turn, arr
     if !pending.is_empty() {
         let id = ids::poll_id();
         body.poll_id = Some(id.clone());
-        let entry = PollEntry { instance, user: user.to_string(), segments: pending, created: now };
-        state.polls.lock().unwrap_or_else(|p| p.into_inner()).insert(id, entry);
+        let entry = PollEntry {
+            instance,
+            user: user.to_string(),
+            segments: pending,
+            created: now,
+        };
+        state
+            .polls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, entry);
     }
     body
 }
 
-async fn poll(State(state): State<Shared>, Path((bot, poll_id)): Path<(String, String)>, headers: HeaderMap) -> Response {
+async fn poll(
+    State(state): State<Shared>,
+    Path((bot, poll_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     if bot != state.bot.id {
         return error(Version::V2, ErrorKind::NotFound);
     }
@@ -405,7 +553,7 @@ async fn poll(State(state): State<Shared>, Path((bot, poll_id)): Path<(String, S
     let faults = &state.bot.instances[instance as usize].faults;
     if !faults.latency.is_zero() {
         let latency = faults.latency(&mut rand::rng());
-        tokio::time::sleep(latency).await;
+        crate::common::pause(latency).await;
     }
     json(StatusCode::OK, &body)
 }
@@ -422,9 +570,17 @@ fn encode_template(v: &Value, enc: TemplateEncoding) -> Value {
 pub fn v2_item(state: &SimState, out: &Out, created_on: &str) -> DataItem {
     let (kind, val, event_type, description) = match out {
         Out::Text(t) => ("text", Value::String(t.clone()), None, None),
-        Out::Template(v) => ("text", encode_template(v, state.bot.settings.v2_templates), None, None),
+        Out::Template(v) => (
+            "text",
+            encode_template(v, state.bot.settings.v2_templates),
+            None,
+            None,
+        ),
         Out::Form(f) => ("form", f.to_json(), None, None),
-        Out::Event { event_type, description } => (
+        Out::Event {
+            event_type,
+            description,
+        } => (
             "event",
             Value::String("SESSION_CLOSURE".into()),
             Some(event_type.to_string()),
@@ -449,7 +605,11 @@ fn last_task_end(segments: &[Segment]) -> Option<&TaskEnd> {
 /// A V2 body with the messages of `segments`.
 pub fn v2_body(state: &SimState, segments: &[Segment], user: &str) -> v2::Response {
     let created_on = ids::created_on_now();
-    let data = segments.iter().flat_map(|s| s.messages.iter()).map(|m| v2_item(state, m, &created_on)).collect();
+    let data = segments
+        .iter()
+        .flat_map(|s| s.messages.iter())
+        .map(|m| v2_item(state, m, &created_on))
+        .collect();
     let mut body = v2::Response::messages(data);
     body.to = Some(user.to_string());
     body.from = Some(state.bot.id.clone());

@@ -1,12 +1,13 @@
 //! Everything the simulator keeps between requests.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::bot::{Bot, RateLimit};
 use super::conversation::{Segment, Sessions};
 use super::metrics::Metrics;
+use crate::protocol::jwt::Claims;
 
 /// A batch of messages waiting to be polled.
 #[derive(Debug)]
@@ -48,6 +49,18 @@ pub struct FileMeta {
     pub size: u64,
 }
 
+/// A token whose signature was already verified: its app (index into `bot.apps`) and claims.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    /// Index of the app in `bot.apps`.
+    pub app: usize,
+    /// The verified claims.
+    pub claims: Arc<Claims>,
+}
+
+const TOKEN_SHARDS: usize = 16;
+const TOKEN_SHARD_CAP: usize = 8192;
+
 #[derive(Debug)]
 struct Bucket {
     tokens: f64,
@@ -70,6 +83,7 @@ pub struct SimState {
     /// Seen `jti`s (per app) with their expiry (unix seconds).
     jtis: Mutex<HashMap<(String, String), f64>>,
     buckets: Mutex<HashMap<(u16, String), Bucket>>,
+    tokens: Vec<Mutex<HashMap<String, VerifiedToken>>>,
     /// Counters.
     pub metrics: Metrics,
     /// Client for async deliveries.
@@ -80,13 +94,16 @@ impl SimState {
     /// Fresh state for a bot.
     pub fn new(bot: Bot) -> Self {
         Self {
+            sessions: Sessions::new(bot.instances.len()),
             bot,
-            sessions: Sessions::default(),
             polls: Mutex::new(HashMap::new()),
             uploads: Mutex::new(HashMap::new()),
             files: Mutex::new(HashMap::new()),
             jtis: Mutex::new(HashMap::new()),
             buckets: Mutex::new(HashMap::new()),
+            tokens: (0..TOKEN_SHARDS)
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
             metrics: Metrics::default(),
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(64)
@@ -95,10 +112,38 @@ impl SimState {
         }
     }
 
+    fn token_shard(&self, token: &str) -> &Mutex<HashMap<String, VerifiedToken>> {
+        // The signature's last bytes are as good as a hash.
+        let b = token.as_bytes();
+        let h = b
+            .iter()
+            .rev()
+            .take(4)
+            .fold(0usize, |h, &x| h.wrapping_mul(31).wrapping_add(x as usize));
+        &self.tokens[h % TOKEN_SHARDS]
+    }
+
+    /// A token verified before. Signature checks dominate the cost of a request, and a user
+    /// sends the same token many times; time-based claims are still checked on every use.
+    pub fn cached_token(&self, token: &str) -> Option<VerifiedToken> {
+        self.token_shard(token).lock().ok()?.get(token).cloned()
+    }
+
+    /// Remembers a verified token (bounded: a full shard is emptied).
+    pub fn cache_token(&self, token: &str, verified: VerifiedToken) {
+        if let Ok(mut m) = self.token_shard(token).lock() {
+            if m.len() >= TOKEN_SHARD_CAP {
+                m.clear();
+            }
+            m.insert(token.to_string(), verified);
+        }
+    }
+
     /// Records a `jti`; false when it was already used (a replay).
     pub fn use_jti(&self, app: &str, jti: &str, expires: f64) -> bool {
         let mut m = self.jtis.lock().unwrap_or_else(|p| p.into_inner());
-        m.insert((app.to_string(), jti.to_string()), expires).is_none()
+        m.insert((app.to_string(), jti.to_string()), expires)
+            .is_none()
     }
 
     /// Takes one token from the app's bucket on the instance; false when empty (429).
@@ -109,7 +154,8 @@ impl SimState {
             tokens: limit.burst,
             last: now,
         });
-        b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * limit.per_second).min(limit.burst);
+        b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * limit.per_second)
+            .min(limit.burst);
         b.last = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
@@ -130,7 +176,14 @@ impl SimState {
         let s = &self.bot.settings;
         self.sessions.expire(s.session_idle, now);
         if let Ok(mut p) = self.polls.lock() {
-            p.retain(|_, e| now.duration_since(e.created) < s.poll_ttl + e.segments.back().map(|(t, _)| t.saturating_duration_since(e.created)).unwrap_or_default());
+            p.retain(|_, e| {
+                now.duration_since(e.created)
+                    < s.poll_ttl
+                        + e.segments
+                            .back()
+                            .map(|(t, _)| t.saturating_duration_since(e.created))
+                            .unwrap_or_default()
+            });
         }
         if let Ok(mut u) = self.uploads.lock() {
             u.retain(|_, up| up.expires > now);

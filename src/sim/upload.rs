@@ -13,7 +13,7 @@ use axum::Router;
 use base64::Engine;
 use serde_json::json;
 
-use super::server::{authenticate, error, json};
+use super::server::{auth_error, authenticate, error, json};
 use super::state::{FileMeta, SimState, Upload};
 use crate::protocol::{ids, ErrorKind, Version};
 
@@ -26,34 +26,58 @@ const TOKEN_TTL: Duration = Duration::from_secs(3600);
 pub fn routes(limit: usize) -> Router<Shared> {
     Router::new()
         .route("/api/attachments/{bot}/{channel}/token", post(token))
-        .route("/api/attachments/{bot}/{channel}/token/{ft}/chunk", post(chunk).put(merge))
+        .route(
+            "/api/attachments/{bot}/{channel}/token/{ft}/chunk",
+            post(chunk).put(merge),
+        )
         .route("/api/attachments/{bot}/{channel}/token/{ft}", put(merge))
         .route("/api/attachments/file/{bot}/{channel}", post(one_shot))
         .layer(DefaultBodyLimit::max(limit))
 }
 
-fn check(state: &SimState, bot: &str, channel: &str, req: &Request) -> Result<(), Response> {
-    if bot != state.bot.id || state.bot.instance_by_channel(channel).is_none_or(|(_, i)| !i.enabled) {
-        return Err(error(Version::V2, ErrorKind::NotFound));
+/// The refusal for an unknown bot or channel, or a bad token; `None` when the call may proceed.
+fn refusal(state: &SimState, bot: &str, channel: &str, req: &Request) -> Option<Response> {
+    let known = state
+        .bot
+        .instance_by_channel(channel)
+        .is_some_and(|(_, i)| i.enabled);
+    if bot != state.bot.id || !known {
+        return Some(error(Version::V2, ErrorKind::NotFound));
     }
-    authenticate(state, req.headers()).map(|_| ()).map_err(|e| {
-        let mut r = error(Version::V2, ErrorKind::InvalidToken);
-        r.headers_mut().insert(super::server::AUTH_ERROR_HEADER, http::HeaderValue::from_static(e.code()));
-        r
-    })
+    authenticate(state, req.headers())
+        .err()
+        .map(|e| auth_error(Version::V2, &e))
 }
 
-async fn token(State(state): State<Shared>, Path((bot, channel)): Path<(String, String)>, req: Request) -> Response {
-    if let Err(r) = check(&state, &bot, &channel, &req) {
+async fn token(
+    State(state): State<Shared>,
+    Path((bot, channel)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    if let Some(r) = refusal(&state, &bot, &channel, &req) {
         return r;
     }
     let ft = ids::file_token();
-    let expires_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + TOKEN_TTL;
-    state.uploads.lock().unwrap_or_else(|p| p.into_inner()).insert(
-        ft.clone(),
-        Upload { channel, expires: Instant::now() + TOKEN_TTL, chunks: HashMap::new() },
-    );
-    json(StatusCode::OK, &json!({ "fileToken": ft, "expiresOn": expires_ms.as_millis() as u64 }))
+    let expires_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        + TOKEN_TTL;
+    state
+        .uploads
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(
+            ft.clone(),
+            Upload {
+                channel,
+                expires: Instant::now() + TOKEN_TTL,
+                chunks: HashMap::new(),
+            },
+        );
+    json(
+        StatusCode::OK,
+        &json!({ "fileToken": ft, "expiresOn": expires_ms.as_millis() as u64 }),
+    )
 }
 
 /// The fields of a form body (multipart, urlencoded or JSON), with file contents decoded.
@@ -64,12 +88,23 @@ struct Fields {
 }
 
 async fn read_fields(req: Request, file_field: &[&str]) -> Result<Fields, ErrorKind> {
-    let ctype = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let ctype = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let mut fields = Fields::default();
     if ctype.starts_with("multipart/") {
-        let mut mp = Multipart::from_request(req, &()).await.map_err(|_| ErrorKind::InvalidPayload)?;
+        let mut mp = Multipart::from_request(req, &())
+            .await
+            .map_err(|_| ErrorKind::InvalidPayload)?;
         while let Some(field) = mp.next_field().await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE { ErrorKind::TooLarge } else { ErrorKind::InvalidPayload }
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ErrorKind::TooLarge
+            } else {
+                ErrorKind::InvalidPayload
+            }
         })? {
             let name = field.name().unwrap_or_default().to_string();
             let base64 = field
@@ -79,24 +114,39 @@ async fn read_fields(req: Request, file_field: &[&str]) -> Result<Fields, ErrorK
                 .is_some_and(|v| v.eq_ignore_ascii_case("base64"));
             let filename = field.file_name().map(str::to_string);
             let data = field.bytes().await.map_err(|e| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE { ErrorKind::TooLarge } else { ErrorKind::InvalidPayload }
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ErrorKind::TooLarge
+                } else {
+                    ErrorKind::InvalidPayload
+                }
             })?;
             if file_field.contains(&name.as_str()) {
                 let data = if base64 {
-                    let compact: Vec<u8> = data.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
-                    base64::engine::general_purpose::STANDARD.decode(compact).map_err(|_| ErrorKind::InvalidPayload)?
+                    let compact: Vec<u8> = data
+                        .iter()
+                        .copied()
+                        .filter(|b| !b.is_ascii_whitespace())
+                        .collect();
+                    base64::engine::general_purpose::STANDARD
+                        .decode(compact)
+                        .map_err(|_| ErrorKind::InvalidPayload)?
                 } else {
                     data.to_vec()
                 };
                 fields.file = Some((filename, data));
             } else {
-                fields.text.insert(name, String::from_utf8_lossy(&data).into_owned());
+                fields
+                    .text
+                    .insert(name, String::from_utf8_lossy(&data).into_owned());
             }
         }
     } else {
-        let body = axum::body::to_bytes(req.into_body(), 1024 * 1024).await.map_err(|_| ErrorKind::InvalidPayload)?;
+        let body = axum::body::to_bytes(req.into_body(), 1024 * 1024)
+            .await
+            .map_err(|_| ErrorKind::InvalidPayload)?;
         if ctype.starts_with("application/json") {
-            let v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body).map_err(|_| ErrorKind::InvalidPayload)?;
+            let v: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(&body).map_err(|_| ErrorKind::InvalidPayload)?;
             for (k, v) in v {
                 let s = match v {
                     serde_json::Value::String(s) => s,
@@ -113,18 +163,29 @@ async fn read_fields(req: Request, file_field: &[&str]) -> Result<Fields, ErrorK
     Ok(fields)
 }
 
-async fn chunk(State(state): State<Shared>, Path((bot, channel, ft)): Path<(String, String, String)>, req: Request) -> Response {
-    if let Err(r) = check(&state, &bot, &channel, &req) {
+async fn chunk(
+    State(state): State<Shared>,
+    Path((bot, channel, ft)): Path<(String, String, String)>,
+    req: Request,
+) -> Response {
+    if let Some(r) = refusal(&state, &bot, &channel, &req) {
         return r;
     }
     let fields = match read_fields(req, &["chunk"]).await {
         Ok(f) => f,
         Err(k) => return error(Version::V2, k),
     };
-    let Some(chunk_no) = fields.text.get("chunkNo").and_then(|n| n.trim().parse::<u32>().ok()) else {
+    let Some(chunk_no) = fields
+        .text
+        .get("chunkNo")
+        .and_then(|n| n.trim().parse::<u32>().ok())
+    else {
         return error(Version::V2, ErrorKind::InvalidPayload);
     };
-    let named = fields.text.get("fileToken").or_else(|| fields.text.get("messageToken"));
+    let named = fields
+        .text
+        .get("fileToken")
+        .or_else(|| fields.text.get("messageToken"));
     if named.is_some_and(|t| *t != ft) {
         return error(Version::V2, ErrorKind::InvalidPayload);
     }
@@ -136,7 +197,10 @@ async fn chunk(State(state): State<Shared>, Path((bot, channel, ft)): Path<(Stri
         return error(Version::V2, ErrorKind::TooLarge);
     }
     let mut uploads = state.uploads.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(up) = uploads.get_mut(&ft).filter(|u| u.channel == channel && u.expires > Instant::now()) else {
+    let Some(up) = uploads
+        .get_mut(&ft)
+        .filter(|u| u.channel == channel && u.expires > Instant::now())
+    else {
         return error(Version::V2, ErrorKind::InvalidPayload);
     };
     let previous = up.chunks.insert(chunk_no, data.len() as u64).unwrap_or(0);
@@ -147,33 +211,52 @@ async fn chunk(State(state): State<Shared>, Path((bot, channel, ft)): Path<(Stri
     json(StatusCode::OK, &json!({ "chunkNo": chunk_no.to_string() }))
 }
 
-async fn merge(State(state): State<Shared>, Path((bot, channel, ft)): Path<(String, String, String)>, req: Request) -> Response {
-    if let Err(r) = check(&state, &bot, &channel, &req) {
+async fn merge(
+    State(state): State<Shared>,
+    Path((bot, channel, ft)): Path<(String, String, String)>,
+    req: Request,
+) -> Response {
+    if let Some(r) = refusal(&state, &bot, &channel, &req) {
         return r;
     }
     let fields = match read_fields(req, &[]).await {
         Ok(f) => f,
         Err(k) => return error(Version::V2, k),
     };
-    let Some(total) = fields.text.get("totalChunks").and_then(|n| n.trim().parse::<u32>().ok()) else {
+    let Some(total) = fields
+        .text
+        .get("totalChunks")
+        .and_then(|n| n.trim().parse::<u32>().ok())
+    else {
         return error(Version::V2, ErrorKind::InvalidPayload);
     };
     let mut uploads = state.uploads.lock().unwrap_or_else(|p| p.into_inner());
     let complete = uploads
         .get(&ft)
         .filter(|u| u.channel == channel && u.expires > Instant::now())
-        .is_some_and(|u| total > 0 && u.chunks.len() == total as usize && (0..total).all(|n| u.chunks.contains_key(&n)));
+        .is_some_and(|u| {
+            total > 0
+                && u.chunks.len() == total as usize
+                && (0..total).all(|n| u.chunks.contains_key(&n))
+        });
     if !complete {
         return error(Version::V2, ErrorKind::InvalidPayload);
     }
     let up = uploads.remove(&ft).expect("checked above");
     drop(uploads);
     let name = file_name(&fields, None);
-    json(StatusCode::OK, &json!({ "fileId": register(&state, name, up.total()) }))
+    json(
+        StatusCode::OK,
+        &json!({ "fileId": register(&state, name, up.total()) }),
+    )
 }
 
-async fn one_shot(State(state): State<Shared>, Path((bot, channel)): Path<(String, String)>, req: Request) -> Response {
-    if let Err(r) = check(&state, &bot, &channel, &req) {
+async fn one_shot(
+    State(state): State<Shared>,
+    Path((bot, channel)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    if let Some(r) = refusal(&state, &bot, &channel, &req) {
         return r;
     }
     let fields = match read_fields(req, &["file"]).await {
@@ -187,19 +270,34 @@ async fn one_shot(State(state): State<Shared>, Path((bot, channel)): Path<(Strin
         return error(Version::V2, ErrorKind::TooLarge);
     }
     let name = file_name(&fields, part_name.clone());
-    json(StatusCode::OK, &json!({ "fileId": register(&state, name, data.len() as u64) }))
+    json(
+        StatusCode::OK,
+        &json!({ "fileId": register(&state, name, data.len() as u64) }),
+    )
 }
 
 fn file_name(fields: &Fields, part_name: Option<String>) -> String {
-    let base = fields.text.get("filename").or_else(|| fields.text.get("fileName")).cloned().or(part_name).unwrap_or_else(|| "file".into());
+    let base = fields
+        .text
+        .get("filename")
+        .or_else(|| fields.text.get("fileName"))
+        .cloned()
+        .or(part_name)
+        .unwrap_or_else(|| "file".into());
     match fields.text.get("fileExtension") {
-        Some(ext) if !ext.is_empty() && !base.ends_with(&format!(".{ext}")) => format!("{base}.{ext}"),
+        Some(ext) if !ext.is_empty() && !base.ends_with(&format!(".{ext}")) => {
+            format!("{base}.{ext}")
+        }
         _ => base,
     }
 }
 
 fn register(state: &SimState, name: String, size: u64) -> String {
     let id = ids::file_id();
-    state.files.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), FileMeta { name, size });
+    state
+        .files
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id.clone(), FileMeta { name, size });
     id
 }

@@ -1,0 +1,107 @@
+//! `hookbench token`: prints a signed JWT, so curl and scripts can talk to the simulator or a
+//! real channel without writing JWT code.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::Exit;
+use crate::common::DurationSpec;
+use crate::protocol::jwt::{Alg, AppClaim, ClaimsTemplate, Signer};
+use crate::sim::Bot;
+
+/// Where the client id goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AppClaimArg {
+    /// `appId` (documented).
+    AppId,
+    /// `iss` (third-party style).
+    Iss,
+}
+
+/// Arguments of `hookbench token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The user (`sub` and `userIdentity`).
+    #[arg(long, default_value = "user-1")]
+    pub user: String,
+    /// Client id; the demo bot's when omitted.
+    #[arg(long, env = "HOOKBENCH_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// Client secret for HS256/HS512; the demo bot's when omitted.
+    #[arg(long, env = "HOOKBENCH_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// PEM private key for RS256/RS512.
+    #[arg(long, value_name = "FILE")]
+    pub private_key_file: Option<PathBuf>,
+    /// Signing algorithm.
+    #[arg(long, default_value = "HS256", value_parser = parse_alg)]
+    pub alg: Alg,
+    /// Claim that carries the client id.
+    #[arg(long, value_enum, default_value = "app-id")]
+    pub app_claim: AppClaimArg,
+    /// Lifetime (`exp`); `0s` leaves `exp` out.
+    #[arg(long, default_value = "1h")]
+    pub expires_in: DurationSpec,
+    /// Leave out `userIdentity` (then `from.id` identifies the user).
+    #[arg(long)]
+    pub no_user_identity: bool,
+    /// Add a fresh `jti`.
+    #[arg(long)]
+    pub jti: bool,
+}
+
+fn parse_alg(s: &str) -> Result<Alg, String> {
+    Alg::parse(&s.to_ascii_uppercase())
+        .ok_or_else(|| format!("`{s}` is not one of HS256, HS512, RS256, RS512"))
+}
+
+/// Prints one token.
+pub fn run(args: TokenArgs) -> Exit {
+    let demo = Bot::demo();
+    let client_id = args
+        .client_id
+        .clone()
+        .unwrap_or_else(|| demo.apps[0].client_id.clone());
+    let signer = if args.alg.is_hmac() {
+        let secret = args
+            .client_secret
+            .clone()
+            .or_else(|| demo.apps[0].client_secret.clone())
+            .unwrap_or_default();
+        Signer::hmac(args.alg, secret.as_bytes())
+    } else {
+        let Some(path) = &args.private_key_file else {
+            eprintln!("error: {} needs --private-key-file", args.alg);
+            return Exit::Usage;
+        };
+        match std::fs::read(path) {
+            Ok(pem) => Signer::rsa_pem(args.alg, &pem),
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", path.display());
+                return Exit::Usage;
+            }
+        }
+    };
+    let template = ClaimsTemplate {
+        client_id,
+        app_claim: match args.app_claim {
+            AppClaimArg::AppId => AppClaim::AppId,
+            AppClaimArg::Iss => AppClaim::Iss,
+        },
+        user_identity: !args.no_user_identity,
+        expires_in: Some(args.expires_in.get()).filter(|d| !d.is_zero()),
+        jti: args.jti,
+        extra: Default::default(),
+    };
+    match signer.and_then(|s| s.sign(&template.for_user(&args.user))) {
+        Ok(token) => {
+            println!("{token}");
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::Usage
+        }
+    }
+}

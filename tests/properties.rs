@@ -1,0 +1,329 @@
+//! Property tests: protocol types survive a JSON round trip, and no request body, however
+//! mangled, makes the simulator panic or answer anything but 200 or 400.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use hookbench::protocol::jwt::{Alg, AppClaim, ClaimsTemplate, Signer};
+use hookbench::protocol::{v1, v2, Attachment, From, MetaTags, Session, Tag, UserInfo};
+use hookbench::sim::{server, Bot, SimState};
+use proptest::prelude::*;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+fn text() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9 {}\"'&<>é€\\\\]{0,24}"
+}
+
+fn opt<T: std::fmt::Debug + Clone + 'static>(
+    s: impl Strategy<Value = T> + 'static,
+) -> impl Strategy<Value = Option<T>> {
+    proptest::option::of(s)
+}
+
+fn from() -> impl Strategy<Value = From> {
+    (text(), opt((opt(text()), opt(text()), opt(text())))).prop_map(|(id, info)| From {
+        id,
+        user_info: info.map(|(f, l, e)| UserInfo {
+            first_name: f,
+            last_name: l,
+            email: e,
+        }),
+    })
+}
+
+fn attachments() -> impl Strategy<Value = Option<Vec<Attachment>>> {
+    opt(proptest::collection::vec(
+        (opt(text()), opt(text()), opt(text()), opt(text())).prop_map(
+            |(url, file_id, file_type, file_name)| Attachment {
+                url,
+                file_id,
+                file_type,
+                file_name,
+            },
+        ),
+        0..3,
+    ))
+}
+
+fn tags() -> impl Strategy<Value = Option<Vec<Tag>>> {
+    opt(proptest::collection::vec(
+        (text(), text()).prop_map(|(name, v)| Tag {
+            name,
+            value: Value::String(v),
+        }),
+        0..3,
+    ))
+}
+
+fn v2_request() -> impl Strategy<Value = v2::Request> {
+    let message = prop_oneof![
+        text().prop_map(|t| ("text".to_string(), json!(t))),
+        Just(("event".to_string(), json!("ON_CONNECT"))),
+        Just(("event".to_string(), json!("SESSION_CLOSURE"))),
+        text().prop_map(|t| (
+            "template".to_string(),
+            json!({"type": "postback", "payload": t})
+        )),
+        text().prop_map(|t| (
+            "formData".to_string(),
+            json!({"formId": "frm-1", "data": [{"componentId": "fct-1", "input": t}]})
+        )),
+    ];
+    (
+        message,
+        attachments(),
+        from(),
+        opt(any::<bool>()),
+        opt(text()),
+        opt(any::<bool>()),
+        tags(),
+        attachments(),
+    )
+        .prop_map(
+            |((kind, val), att, from, new, lang, merge, tags, top)| v2::Request {
+                session: new.map(|n| Session { new: Some(n) }),
+                message: v2::Message {
+                    kind,
+                    val: Some(val),
+                    attachments: att,
+                    form_data: None,
+                },
+                from,
+                to: None,
+                interactive_language: lang,
+                meta_tags: tags.map(|t| MetaTags {
+                    user_level_tags: Some(t),
+                    ..Default::default()
+                }),
+                merge_identity: merge,
+                preferred_channel_for_response: None,
+                custom_data: None,
+                attachments: top,
+            },
+        )
+}
+
+fn v2_response() -> impl Strategy<Value = v2::Response> {
+    let item =
+        (text(), opt(text()), opt(text())).prop_map(|(val, created_on, message_id)| v2::DataItem {
+            kind: "text".into(),
+            val: Value::String(val),
+            created_on,
+            message_id,
+            event_type: None,
+            description: None,
+        });
+    (
+        opt(proptest::collection::vec(item, 0..4)),
+        opt(text()),
+        opt(text()),
+        opt(any::<bool>()),
+        opt(text()),
+    )
+        .prop_map(|(data, poll_id, status, end, reason)| v2::Response {
+            data,
+            poll_id,
+            status,
+            end_of_task: end,
+            end_reason: reason,
+            v: Some("v2".into()),
+            ..Default::default()
+        })
+}
+
+fn v1_request() -> impl Strategy<Value = v1::Request> {
+    (
+        text(),
+        attachments(),
+        from(),
+        opt(any::<bool>()),
+        tags(),
+        opt(any::<bool>()),
+    )
+        .prop_map(|(t, att, from, new, tags, merge)| v1::Request {
+            session: new.map(|n| Session { new: Some(n) }),
+            message: v1::Message {
+                text: t,
+                attachments: att,
+                form_data: None,
+            },
+            from,
+            user_level_tags: tags,
+            merge_identity: merge,
+            ..Default::default()
+        })
+}
+
+fn v1_response() -> impl Strategy<Value = v1::Response> {
+    let text_shape = prop_oneof![
+        text().prop_map(Value::String),
+        proptest::collection::vec(text().prop_map(Value::String), 0..3).prop_map(Value::Array),
+        text().prop_map(|t| json!({"type": "template", "payload": {"text": t}})),
+    ];
+    (
+        opt(text_shape),
+        opt(any::<bool>()),
+        opt(text()),
+        opt(text()),
+    )
+        .prop_map(|(text, end, reason, name)| v1::Response {
+            text,
+            end_of_task: end,
+            end_reason: reason,
+            completed_task_name: name,
+            ..Default::default()
+        })
+}
+
+fn round_trip<T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
+    v: &T,
+) {
+    let json = serde_json::to_string(v).unwrap();
+    let back: T = serde_json::from_str(&json).unwrap();
+    assert_eq!(&back, v, "{json}");
+}
+
+proptest! {
+    #[test]
+    fn v2_requests_round_trip(r in v2_request()) { round_trip(&r); }
+
+    #[test]
+    fn v2_responses_round_trip(r in v2_response()) { round_trip(&r); }
+
+    #[test]
+    fn v1_requests_round_trip(r in v1_request()) { round_trip(&r); }
+
+    #[test]
+    fn v1_responses_round_trip(r in v1_response()) { round_trip(&r); }
+}
+
+struct InProcess {
+    rt: tokio::runtime::Runtime,
+    router: axum::Router,
+    token: String,
+    bot_id: String,
+}
+
+impl InProcess {
+    fn new() -> Self {
+        let bot = Bot::demo();
+        let app = &bot.apps[0];
+        let signer =
+            Signer::hmac(Alg::HS256, app.client_secret.as_ref().unwrap().as_bytes()).unwrap();
+        let claims = ClaimsTemplate {
+            client_id: app.client_id.clone(),
+            app_claim: AppClaim::AppId,
+            user_identity: false,
+            expires_in: None,
+            jti: false,
+            extra: Default::default(),
+        }
+        .for_user("fuzz");
+        let token = signer.sign(&claims).unwrap();
+        let bot_id = bot.id.clone();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let router = rt.block_on(async { server::router(Arc::new(SimState::new(bot))) });
+        Self {
+            rt,
+            router,
+            token,
+            bot_id,
+        }
+    }
+
+    fn status(&self, path: &str, body: Vec<u8>) -> u16 {
+        let req = http::Request::post(path)
+            .header("authorization", format!("bearer {}", self.token))
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        self.rt
+            .block_on(self.router.clone().oneshot(req))
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+}
+
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        text().prop_map(Value::String),
+        prop_oneof![
+            Just("message"),
+            Just("from"),
+            Just("type"),
+            Just("val"),
+            Just("text")
+        ]
+        .prop_map(|s| json!(s)),
+    ];
+    leaf.prop_recursive(4, 32, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::btree_map(
+                prop_oneof![
+                    Just("message".to_string()),
+                    Just("from".to_string()),
+                    Just("id".to_string()),
+                    Just("type".to_string()),
+                    Just("val".to_string()),
+                    Just("text".to_string()),
+                    text()
+                ],
+                inner,
+                0..4
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn mangled_body() -> impl Strategy<Value = Vec<u8>> {
+    let valid = prop_oneof![
+        Just(json!({"message": {"type": "text", "val": "balance"}, "from": {"id": "fuzz"}})),
+        Just(json!({"message": {"text": "menu"}, "from": {"id": "fuzz"}})),
+        Just(
+            json!({"message": {"type": "formData", "val": {"formId": "x", "data": [{"componentId": "y", "input": 1}]}}, "from": {"id": "fuzz"}})
+        ),
+        Just(
+            json!({"session": {"new": true}, "message": {"type": "event", "val": "ON_CONNECT"}, "from": {"id": "fuzz"}})
+        ),
+    ];
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..256),
+        (valid.clone(), any::<proptest::sample::Index>(), any::<u8>()).prop_map(|(v, i, b)| {
+            let mut bytes = serde_json::to_vec(&v).unwrap();
+            let at = i.index(bytes.len());
+            bytes[at] = b;
+            bytes
+        }),
+        (valid, any::<proptest::sample::Index>()).prop_map(|(v, i)| {
+            let bytes = serde_json::to_vec(&v).unwrap();
+            bytes[..i.index(bytes.len())].to_vec()
+        }),
+        any_json().prop_map(|v| serde_json::to_vec(&v).unwrap()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bodies_never_panic_the_server(body in mangled_body()) {
+        thread_local!(static SIM: InProcess = InProcess::new());
+        SIM.with(|sim| {
+            for path in [format!("/chatbot/v2/webhook/{}", sim.bot_id), format!("/chatbot/hooks/{}", sim.bot_id)] {
+                let status = sim.status(&path, body.clone());
+                prop_assert!(status == 200 || status == 400, "status {} for {:?}", status, String::from_utf8_lossy(&body));
+            }
+            Ok(())
+        })?;
+    }
+}
