@@ -8,6 +8,10 @@
 //! - [`cli`]: the command line.
 
 pub mod cli;
+pub mod client;
 pub mod common;
+pub mod engine;
 pub mod protocol;
+pub mod reports;
+pub mod scenario;
 pub mod sim;

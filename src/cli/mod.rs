@@ -2,6 +2,7 @@
 //! failure maps to one of the documented exit codes.
 
 pub mod sim;
+pub mod test;
 pub mod token;
 
 use std::process::ExitCode;
@@ -44,6 +45,10 @@ pub struct Cli {
 pub enum Command {
     /// Serve the reference platform simulator (the demo bot unless --bot is given).
     Sim(sim::SimArgs),
+    /// Run scenarios once each and report pass or fail (exit 1 on a failed check).
+    Test(test::TestArgs),
+    /// Check scenario files without running them.
+    Validate(test::ValidateArgs),
     /// Print a signed JWT for a user (the demo bot's credentials unless given).
     Token(token::TokenArgs),
 }
@@ -77,6 +82,8 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Sim(args) => sim::run(args).await,
             Command::Token(args) => token::run(args),
+            Command::Test(args) => test::test(args).await,
+            Command::Validate(args) => test::validate(args),
         }
     });
     exit.into()

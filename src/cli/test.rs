@@ -1,0 +1,212 @@
+//! `hookbench test` and `hookbench validate`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::Exit;
+use crate::engine::suite::{self, TestOptions};
+use crate::reports::{self, terminal};
+use crate::scenario::{self, Diag, Scenario, Secret};
+
+/// Arguments of `hookbench test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Scenario files or directories (searched recursively for *.yaml, except *.bot.yaml and
+    /// *.steps.yaml).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Webhook URL for scenarios without their own `target.url` (default: the embedded simulator).
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Client id for targets whose scenario has no `auth:`.
+    #[arg(long, env = "HOOKBENCH_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// Client secret for targets whose scenario has no `auth:`.
+    #[arg(long, env = "HOOKBENCH_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// Write JUnit XML here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write JSON results here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// No colours.
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+/// Arguments of `hookbench validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Scenario files or directories.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+/// True for files `hookbench test DIR` runs.
+fn is_scenario_file(p: &Path) -> bool {
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    (name.ends_with(".yaml") || name.ends_with(".yml"))
+        && !name.ends_with(".bot.yaml")
+        && !name.ends_with(".steps.yaml")
+        && !name.ends_with(".bot.yml")
+        && !name.ends_with(".steps.yml")
+}
+
+/// Expands directories into their scenario files, sorted.
+pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut stack = vec![p.clone()];
+            let mut found = Vec::new();
+            while let Some(dir) = stack.pop() {
+                let entries = std::fs::read_dir(&dir)
+                    .map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+                for e in entries.flatten() {
+                    let path = e.path();
+                    if path.is_dir() {
+                        stack.push(path);
+                    } else if is_scenario_file(&path) {
+                        found.push(path);
+                    }
+                }
+            }
+            found.sort();
+            out.extend(found);
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            return Err(format!("no such file or directory: {}", p.display()));
+        }
+    }
+    if out.is_empty() {
+        return Err("no scenario files found".into());
+    }
+    Ok(out)
+}
+
+/// Loads and validates every file; all errors of all files are returned together.
+pub fn load_all(files: &[PathBuf]) -> Result<Vec<Scenario>, Vec<Diag>> {
+    let env = |n: &str| std::env::var(n).ok();
+    let mut scenarios = Vec::new();
+    let mut diags = Vec::new();
+    for f in files {
+        match scenario::load(f, &env) {
+            Ok(s) => scenarios.push(s),
+            Err(d) => diags.extend(d),
+        }
+    }
+    if diags.is_empty() {
+        Ok(scenarios)
+    } else {
+        Err(diags)
+    }
+}
+
+fn print_diags(diags: &[Diag]) {
+    for d in diags {
+        eprintln!("{d}\n");
+    }
+    eprintln!("{} error(s) found", diags.len());
+}
+
+/// `hookbench validate`.
+pub fn validate(args: ValidateArgs) -> Exit {
+    let files = match expand(&args.paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
+    match load_all(&files) {
+        Ok(s) => {
+            for sc in &s {
+                println!(
+                    "ok   {} ({}, {} step(s))",
+                    sc.name,
+                    sc.file.display(),
+                    sc.steps.len()
+                );
+            }
+            println!("{} scenario(s) valid", s.len());
+            Exit::Ok
+        }
+        Err(d) => {
+            print_diags(&d);
+            Exit::Usage
+        }
+    }
+}
+
+/// `hookbench test`.
+pub async fn test(args: TestArgs) -> Exit {
+    let files = match expand(&args.paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
+    let scenarios = match load_all(&files) {
+        Ok(s) => s,
+        Err(d) => {
+            print_diags(&d);
+            return Exit::Usage;
+        }
+    };
+    if let Some(t) = &args.target {
+        if let Err(e) = crate::protocol::WebhookUrl::parse(t) {
+            eprintln!("error: --target: {e}");
+            return Exit::Usage;
+        }
+    }
+    let opts = TestOptions {
+        target: args.target.clone(),
+        client_id: args.client_id.clone(),
+        client_secret: args.client_secret.clone().map(Secret),
+    };
+    let style = terminal::Style {
+        color: !args.no_color
+            && std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let report = suite::run(&scenarios, &opts, |r| {
+        print!("{}", terminal::scenario(r, style))
+    })
+    .await;
+    println!(
+        "\n{}",
+        terminal::summary(&report.summary, report.duration_ms)
+    );
+    let mut write_failed = false;
+    for (path, text) in [
+        (args.junit.as_ref(), reports::junit::render(&report)),
+        (args.json.as_ref(), reports::json(&report)),
+    ] {
+        if let Some(path) = path {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            if let Err(e) = std::fs::write(path, text) {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                write_failed = true;
+            }
+        }
+    }
+    if write_failed || report.summary.failures.contains_key("setup") {
+        Exit::Usage
+    } else if report.has_transport_failures() {
+        Exit::Unreachable
+    } else if report.summary.failed > 0 {
+        Exit::Failed
+    } else {
+        Exit::Ok
+    }
+}

@@ -1,0 +1,8 @@
+//! Talking to a Webhook channel as a client: timed HTTP exchanges and the async POST_URL
+//! receiver.
+
+pub mod http;
+pub mod receiver;
+
+pub use http::{Exchange, HttpClient, TransportError};
+pub use receiver::{Delivery, Receiver, Subscription};

@@ -1,0 +1,863 @@
+//! The conversation executor: runs one scenario for one simulated user, turn by turn, and
+//! records every timing and outcome. `hookbench test` runs it once per scenario (and data row);
+//! the load engine runs many copies of it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+
+use super::assertions::{evaluate, render_json};
+use super::reply::Reply;
+use super::results::{AssertionResult, Failure, ScenarioResult, StepResult, StepStatus, Timing};
+use crate::client::http::{Exchange, TransportKind};
+use crate::client::{HttpClient, Receiver, Subscription};
+use crate::common::pause;
+use crate::protocol::jwt::{ClaimsTemplate, Signer};
+use crate::protocol::v2::Event;
+use crate::protocol::{Endpoints, ErrorEnvelope, Version};
+use crate::scenario::template::Template;
+use crate::scenario::{Action, CaptureSource, CheckKind, Count, Mode, Poll, Scenario, Step};
+
+/// A target resolved for running: URLs, credentials, timing rules and the receiver.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Protocol version.
+    pub version: Version,
+    /// Sync or async.
+    pub mode: Mode,
+    /// Host and bot.
+    pub endpoints: Endpoints,
+    /// `None` for the first channel instance.
+    pub instance: Option<String>,
+    /// Signs users' tokens.
+    pub signer: Arc<Signer>,
+    /// The claims of a user's token.
+    pub claims: ClaimsTemplate,
+    /// A fresh token per request (`jti`) rather than one per conversation.
+    pub token_per_request: bool,
+    /// Sync budget.
+    pub timeout: Duration,
+    /// V2 poll loop.
+    pub poll: Poll,
+    /// Async: end a turn this long after the last delivery.
+    pub quiet: Duration,
+    /// Async: never wait longer.
+    pub max_wait: Duration,
+    /// Async deliveries.
+    pub receiver: Option<Receiver>,
+    /// Connection pool.
+    pub http: HttpClient,
+}
+
+impl Target {
+    /// The message URL.
+    pub fn message_url(&self) -> String {
+        self.endpoints
+            .message(self.version, self.instance.as_deref())
+    }
+}
+
+/// State carried from turn to turn.
+struct State {
+    vars: HashMap<String, String>,
+    user: String,
+    token: Option<String>,
+    form: Option<Value>,
+    subscription: Option<Subscription>,
+}
+
+/// Runs a scenario for one user.
+#[derive(Debug, Clone, Copy)]
+pub struct Conversation<'a> {
+    /// The plan.
+    pub scenario: &'a Scenario,
+    /// Where it runs.
+    pub target: &'a Target,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn us(d: Duration) -> u64 {
+    d.as_micros().min(u128::from(u64::MAX)) as u64
+}
+
+impl Conversation<'_> {
+    /// Runs every step; stops at the first failed step (the rest are skipped).
+    pub async fn run(&self, vu: u64, iteration: u64, row: Option<usize>) -> ScenarioResult {
+        let started = Instant::now();
+        let mut vars: HashMap<String, String> = HashMap::new();
+        vars.insert("vu".into(), vu.to_string());
+        vars.insert("iteration".into(), iteration.to_string());
+        vars.insert("run".into(), format!("{:08x}", rand::random::<u32>()));
+        vars.insert("scenario".into(), self.scenario.name.clone());
+        if let (Some(data), Some(r)) = (&self.scenario.data, row) {
+            for (c, v) in data.columns.iter().zip(&data.rows[r]) {
+                vars.insert(c.clone(), v.clone());
+            }
+        }
+        for (name, t) in &self.scenario.vars {
+            let v = render(t, &vars);
+            vars.insert(name.clone(), v);
+        }
+        let user = render(&self.scenario.user.id, &vars);
+        vars.insert("user".into(), user.clone());
+        let subscription = self
+            .target
+            .receiver
+            .as_ref()
+            .filter(|_| self.target.mode == Mode::Async)
+            .map(|r| r.subscribe(&user));
+        let mut state = State {
+            vars,
+            user: user.clone(),
+            token: None,
+            form: None,
+            subscription,
+        };
+        let mut steps = Vec::with_capacity(self.scenario.steps.len());
+        let mut failed = false;
+        for step in &self.scenario.steps {
+            if failed {
+                steps.push(skipped(step));
+                continue;
+            }
+            let r = self.step(step, &mut state).await;
+            failed = r.status == StepStatus::Failed;
+            steps.push(r);
+        }
+        ScenarioResult {
+            name: self.scenario.name.clone(),
+            file: self.scenario.file.display().to_string(),
+            row: row.map(|r| r + 1),
+            user,
+            passed: !failed,
+            duration_ms: ms(started.elapsed()),
+            steps,
+            setup_error: None,
+        }
+    }
+
+    fn token(&self, state: &mut State) -> Result<String, Failure> {
+        if !self.target.token_per_request {
+            if let Some(t) = &state.token {
+                return Ok(t.clone());
+            }
+        }
+        let t = self
+            .target
+            .signer
+            .sign(&self.target.claims.for_user(&state.user))
+            .map_err(|e| Failure::Decode {
+                message: format!("cannot sign a token: {e}"),
+            })?;
+        state.token = Some(t.clone());
+        Ok(t)
+    }
+
+    async fn step(&self, step: &Step, state: &mut State) -> StepResult {
+        let mut result = StepResult {
+            index: step.index,
+            label: step.label.clone(),
+            file: step.file.display().to_string(),
+            line: step.pos.line,
+            status: StepStatus::Passed,
+            http_status: None,
+            latency_ms: 0.0,
+            first_byte_ms: None,
+            polls: 0,
+            in_progress: 0,
+            deliveries: 0,
+            duplicates: 0,
+            reordered: 0,
+            texts: Vec::new(),
+            assertions: Vec::new(),
+            failure: None,
+            curl: None,
+            timings: Vec::new(),
+        };
+        if let Some(think) = step.think {
+            pause(think.sample(&mut rand::rng())).await;
+        }
+        if let Action::Think(d) = &step.action {
+            pause(d.sample(&mut rand::rng())).await;
+            return result;
+        }
+        let token = match self.token(state) {
+            Ok(t) => t,
+            Err(f) => return fail(result, f),
+        };
+        let message = match self.message(step, state, &token, &mut result).await {
+            Ok(m) => m,
+            Err(f) => return fail(result, f),
+        };
+        let body = self.body(step, state, message);
+        let body_bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let url = self.target.message_url();
+        let (mut reply, failure) = match self.target.mode {
+            Mode::Sync => self.sync_turn(&url, &token, body_bytes, &mut result).await,
+            Mode::Async => {
+                self.async_turn(&url, &token, body_bytes, step, state, &mut result)
+                    .await
+            }
+        };
+        reply.assemble(self.target.version);
+        if reply.form.is_some() {
+            state.form = reply.form.clone();
+        }
+        result.http_status = reply.status;
+        result.latency_ms = ms(reply.latency);
+        result.polls = reply.polls;
+        result.in_progress = reply.in_progress;
+        result.texts = reply.texts.clone();
+        // A protocol error is the turn's answer when the step checks the status (negative tests).
+        let checks_status = step
+            .expect
+            .iter()
+            .any(|c| matches!(c.kind, CheckKind::Status(_)));
+        let failure = match failure {
+            Some(Failure::Protocol { .. }) if checks_status => None,
+            other => other,
+        };
+        if failure.is_none() {
+            let vars = &state.vars;
+            let lookup = |n: &str| vars.get(n).cloned();
+            result.assertions = step
+                .expect
+                .iter()
+                .map(|c| evaluate(c, &reply, &lookup))
+                .collect();
+            for cap in &step.capture {
+                match capture(&cap.source, &reply) {
+                    Some(v) => {
+                        state.vars.insert(cap.name.clone(), v);
+                    }
+                    None => result.assertions.push(AssertionResult {
+                        check: format!("capture {}", cap.name),
+                        line: step.pos.line,
+                        passed: false,
+                        expected: "a value to capture".into(),
+                        actual: "nothing matched".into(),
+                    }),
+                }
+            }
+        }
+        let first_failed =
+            result
+                .assertions
+                .iter()
+                .find(|a| !a.passed)
+                .map(|a| Failure::Assertion {
+                    check: a.check.clone(),
+                    expected: a.expected.clone(),
+                    actual: a.actual.clone(),
+                });
+        if let Some(f) = failure.or(first_failed) {
+            result.curl = Some(curl(&url, &body, &state.user));
+            return fail(result, f);
+        }
+        result
+    }
+
+    /// The `message` object for this step (uploads happen here).
+    async fn message(
+        &self,
+        step: &Step,
+        state: &State,
+        token: &str,
+        result: &mut StepResult,
+    ) -> Result<Value, Failure> {
+        let vars = &state.vars;
+        let v2 = self.target.version == Version::V2;
+        Ok(match &step.action {
+            Action::Send(t) => {
+                let text = render(t, vars);
+                if v2 {
+                    json!({"type": "text", "val": text})
+                } else {
+                    json!({"text": text})
+                }
+            }
+            Action::Event(e) => {
+                if !v2 {
+                    return Err(usage(format!(
+                        "{} is a V2 event; V1 has only text messages",
+                        e.as_str()
+                    )));
+                }
+                json!({"type": "event", "val": e.as_str()})
+            }
+            Action::Template(t) => {
+                let val = render_json(t, &|n| vars.get(n).cloned());
+                if v2 {
+                    json!({"type": "template", "val": val})
+                } else {
+                    json!({"text": val.to_string()})
+                }
+            }
+            Action::Form(fields) => {
+                let Some(form) = &state.form else {
+                    return Err(usage(
+                        "no form to fill: the bot has not sent one in this conversation".into(),
+                    ));
+                };
+                let components = form
+                    .get("components")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let mut data = Vec::new();
+                for (name, t) in fields {
+                    let comp = components.iter().find(|c| {
+                        [c.get("key"), c.get("displayName"), c.get("id")]
+                            .iter()
+                            .any(|v| v.and_then(Value::as_str) == Some(name.as_str()))
+                    });
+                    let Some(comp) = comp else {
+                        let known: Vec<&str> = components
+                            .iter()
+                            .filter_map(|c| c.get("key").and_then(Value::as_str))
+                            .collect();
+                        return Err(usage(format!(
+                            "the form has no field `{name}` (fields: {})",
+                            known.join(", ")
+                        )));
+                    };
+                    data.push(json!({"componentId": comp.get("id").cloned().unwrap_or(Value::Null), "input": render(t, vars)}));
+                }
+                let submission = json!({"formId": form.get("id").cloned().unwrap_or(Value::Null), "data": data, "meta": {}});
+                if v2 {
+                    json!({"type": "formData", "val": submission})
+                } else {
+                    json!({"text": "", "formData": submission})
+                }
+            }
+            Action::Upload {
+                path,
+                text,
+                file_type,
+                chunk_size,
+            } => {
+                if !v2 {
+                    return Err(usage("file uploads are a V2 feature".into()));
+                }
+                let started = Instant::now();
+                let file_id = self.upload(path, *chunk_size, token).await?;
+                result.timings.push(Timing {
+                    event: "upload",
+                    at_us: us(started.elapsed()),
+                });
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                json!({"type": "text", "val": render(text, vars), "attachments": [{"fileId": file_id, "fileName": name, "fileType": file_type}]})
+            }
+            Action::Think(_) => Value::Null,
+        })
+    }
+
+    fn body(&self, step: &Step, state: &State, mut message: Value) -> Value {
+        let vars = &state.vars;
+        let lookup = |n: &str| vars.get(n).cloned();
+        let mut body = Map::new();
+        let new_session =
+            step.new_session || matches!(step.action, Action::Event(Event::OnConnect));
+        if new_session {
+            body.insert("session".into(), json!({"new": true}));
+        }
+        if let Some(att) = &step.attachments {
+            if let Some(m) = message.as_object_mut() {
+                m.insert("attachments".into(), render_json(att, &lookup));
+            }
+        }
+        body.insert("message".into(), message);
+        let mut from = json!({"id": state.user});
+        let user = &self.scenario.user;
+        let mut info = Map::new();
+        for (key, t) in [
+            ("firstName", &user.first_name),
+            ("lastName", &user.last_name),
+            ("email", &user.email),
+        ] {
+            if let Some(t) = t {
+                info.insert(key.into(), Value::String(render(t, vars)));
+            }
+        }
+        if !info.is_empty() {
+            from["userInfo"] = Value::Object(info);
+        }
+        body.insert("from".into(), from);
+        body.insert("to".into(), json!({"id": self.target.endpoints.bot_id}));
+        if let Some(tags) = &step.tags {
+            let tags = render_json(tags, &lookup);
+            match self.target.version {
+                Version::V2 => {
+                    body.insert("metaTags".into(), tags);
+                }
+                Version::V1 => {
+                    if let Some(o) = tags.as_object() {
+                        body.extend(o.clone());
+                    }
+                }
+            }
+        }
+        if let Some(cd) = &step.custom_data {
+            body.insert("customData".into(), render_json(cd, &lookup));
+        }
+        if let Some(lang) = &step.language {
+            body.insert("interactiveLanguage".into(), Value::String(lang.clone()));
+        }
+        Value::Object(body)
+    }
+
+    async fn upload(
+        &self,
+        path: &std::path::Path,
+        chunk_size: usize,
+        token: &str,
+    ) -> Result<String, Failure> {
+        let data = std::fs::read(path)
+            .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
+        let ep = &self.target.endpoints;
+        let inst = self.target.instance.as_deref();
+        let http = self.target.http.raw();
+        let auth = format!("bearer {token}");
+        let call = |req: reqwest::RequestBuilder| async move {
+            let ex = self
+                .target
+                .http
+                .exchange(req.timeout(self.target.timeout))
+                .await
+                .map_err(transport)?;
+            if ex.status != 200 {
+                return Err(protocol_failure(&ex));
+            }
+            serde_json::from_slice::<Value>(&ex.body).map_err(|e| Failure::Decode {
+                message: format!("upload answer: {e}"),
+            })
+        };
+        let tok = call(
+            http.post(ep.upload_token(inst))
+                .header("authorization", &auth),
+        )
+        .await?;
+        let ft = tok
+            .get("fileToken")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Failure::Decode {
+                message: "no fileToken in the token answer".into(),
+            })?
+            .to_string();
+        let name = path
+            .file_stem()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "file".into());
+        let ext = path
+            .extension()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let chunks: Vec<&[u8]> = if data.is_empty() {
+            vec![&[][..]]
+        } else {
+            data.chunks(chunk_size).collect()
+        };
+        for (i, chunk) in chunks.iter().enumerate() {
+            let form = reqwest::multipart::Form::new()
+                .text("chunkNo", i.to_string())
+                .text("fileToken", ft.clone())
+                .part(
+                    "chunk",
+                    reqwest::multipart::Part::bytes(chunk.to_vec())
+                        .file_name(format!("{name}.{ext}")),
+                );
+            call(
+                http.post(ep.upload_chunk(inst, &ft))
+                    .header("authorization", &auth)
+                    .multipart(form),
+            )
+            .await?;
+        }
+        let form = reqwest::multipart::Form::new()
+            .text("totalChunks", chunks.len().to_string())
+            .text("fileExtension", ext)
+            .text("filename", name)
+            .text("fileContext", "workflows")
+            .text("thumbnailUpload", "false");
+        let merged = call(
+            http.put(ep.upload_merge(inst, &ft))
+                .header("authorization", &auth)
+                .multipart(form),
+        )
+        .await?;
+        merged
+            .get("fileId")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| Failure::Decode {
+                message: "no fileId in the merge answer".into(),
+            })
+    }
+
+    async fn sync_turn(
+        &self,
+        url: &str,
+        token: &str,
+        body: Vec<u8>,
+        result: &mut StepResult,
+    ) -> (Reply, Option<Failure>) {
+        let t = self.target;
+        let mut reply = Reply {
+            converged: true,
+            ..Default::default()
+        };
+        let ex = match t
+            .http
+            .post_json(url, token, body, t.timeout + Duration::from_secs(1))
+            .await
+        {
+            Ok(ex) => ex,
+            Err(e) if e.kind == TransportKind::TimedOut => {
+                reply.latency = t.timeout;
+                return (
+                    reply,
+                    Some(Failure::Budget {
+                        limit_ms: ms(t.timeout),
+                        elapsed_ms: ms(t.timeout + Duration::from_secs(1)),
+                        message: "no answer within the sync budget".into(),
+                    }),
+                );
+            }
+            Err(e) => return (reply, Some(transport(e))),
+        };
+        let sent = ex.sent;
+        result.timings.push(Timing {
+            event: "first_byte",
+            at_us: us(ex.first_byte),
+        });
+        result.timings.push(Timing {
+            event: "body",
+            at_us: us(ex.total),
+        });
+        result.first_byte_ms = Some(ms(ex.first_byte));
+        reply.status = Some(ex.status);
+        reply.latency = ex.total;
+        let body = match decode_answer(&ex) {
+            Ok(b) => b,
+            Err((body, f)) => {
+                reply.bodies.extend(body);
+                let f = if ex.status == 504 {
+                    Failure::Budget {
+                        limit_ms: ms(t.timeout),
+                        elapsed_ms: ms(ex.total),
+                        message: "the platform timed the request out (504)".into(),
+                    }
+                } else {
+                    f
+                };
+                return (reply, Some(f));
+            }
+        };
+        if ex.total > t.timeout {
+            reply.bodies.push(body);
+            return (
+                reply,
+                Some(Failure::Budget {
+                    limit_ms: ms(t.timeout),
+                    elapsed_ms: ms(ex.total),
+                    message: "sync request over its budget".into(),
+                }),
+            );
+        }
+        let mut poll_id = (t.version == Version::V2)
+            .then(|| {
+                body.get("pollId")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .flatten();
+        reply.bodies.push(body);
+        if poll_id.is_some() {
+            reply.converged = false;
+        }
+        while let Some(id) = poll_id.take() {
+            if sent.elapsed() > t.poll.max_wait {
+                return (
+                    reply,
+                    Some(Failure::Budget {
+                        limit_ms: ms(t.poll.max_wait),
+                        elapsed_ms: ms(sent.elapsed()),
+                        message: "polling did not converge".into(),
+                    }),
+                );
+            }
+            pause(t.poll.interval.wait(reply.polls)).await;
+            let ex = match t.http.get(&t.endpoints.poll(&id), token, t.timeout).await {
+                Ok(ex) => ex,
+                Err(e) => return (reply, Some(transport(e))),
+            };
+            reply.polls += 1;
+            result.timings.push(Timing {
+                event: "poll",
+                at_us: us(sent.elapsed()),
+            });
+            let body = match decode_answer(&ex) {
+                Ok(b) => b,
+                Err((_, f)) => return (reply, Some(f)),
+            };
+            if body.get("status").and_then(Value::as_str)
+                == Some(crate::protocol::v2::STATUS_IN_PROGRESS)
+            {
+                reply.in_progress += 1;
+                poll_id = body
+                    .get("pollId")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .or(Some(id));
+                continue;
+            }
+            poll_id = body
+                .get("pollId")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            reply.bodies.push(body);
+            reply.latency = sent.elapsed();
+        }
+        reply.converged = true;
+        (reply, None)
+    }
+
+    async fn async_turn(
+        &self,
+        url: &str,
+        token: &str,
+        body: Vec<u8>,
+        step: &Step,
+        state: &mut State,
+        result: &mut StepResult,
+    ) -> (Reply, Option<Failure>) {
+        let t = self.target;
+        let mut reply = Reply {
+            converged: true,
+            ..Default::default()
+        };
+        let Some(sub) = state.subscription.as_mut() else {
+            return (
+                reply,
+                Some(usage("async mode needs the POST_URL receiver".into())),
+            );
+        };
+        let late = sub.drain().len();
+        if late > 0 {
+            tracing::debug!(late, "deliveries from an earlier turn arrived late");
+        }
+        let ex = match t.http.post_json(url, token, body, t.timeout).await {
+            Ok(ex) => ex,
+            Err(e) => return (reply, Some(transport(e))),
+        };
+        reply.status = Some(ex.status);
+        result.first_byte_ms = Some(ms(ex.first_byte));
+        result.timings.push(Timing {
+            event: "ack",
+            at_us: us(ex.total),
+        });
+        if let Err((body, f)) = decode_answer(&ex) {
+            reply.bodies.extend(body);
+            return (reply, Some(f));
+        }
+        let expected = step.expect.iter().find_map(|c| match (&c.kind, c.negate) {
+            (CheckKind::Messages(Count::Eq(n) | Count::AtLeast(n)), false) => Some(*n),
+            _ => None,
+        });
+        let deadline = tokio::time::Instant::from_std(ex.sent + t.max_wait);
+        let mut seen = HashSet::new();
+        let mut last_created: Option<String> = None;
+        let mut messages = 0usize;
+        // Once the expected count is in, wait only briefly for a trailing task-end POST.
+        let mut quiet = t.quiet;
+        loop {
+            let until = match reply.bodies.last() {
+                Some(_) => deadline.min(tokio::time::Instant::now() + quiet),
+                None => deadline,
+            };
+            let Some(d) = sub.next_until(until).await else {
+                break;
+            };
+            result.deliveries += 1;
+            result.timings.push(Timing {
+                event: "delivery",
+                at_us: us(d.at.duration_since(ex.sent)),
+            });
+            let key = d
+                .body
+                .pointer("/data/0/messageId")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| d.body.to_string());
+            if !seen.insert(key) {
+                result.duplicates += 1;
+                continue;
+            }
+            if let Some(c) = d.body.pointer("/data/0/createdOn").and_then(Value::as_str) {
+                if last_created.as_deref().is_some_and(|prev| prev > c) {
+                    result.reordered += 1;
+                }
+                last_created = Some(c.to_string());
+            }
+            reply.latency = d.at.duration_since(ex.sent);
+            let ends = d.body.get("endOfTask").and_then(Value::as_bool) == Some(true);
+            messages += d
+                .body
+                .get("data")
+                .and_then(Value::as_array)
+                .map(Vec::len)
+                .unwrap_or_else(|| usize::from(d.body.get("text").is_some()));
+            reply.bodies.push(d.body);
+            if ends {
+                break;
+            }
+            if expected.is_some_and(|n| messages >= n) {
+                quiet = t.quiet.min(Duration::from_millis(250));
+            }
+        }
+        if reply.bodies.is_empty() {
+            return (
+                reply,
+                Some(Failure::Budget {
+                    limit_ms: ms(t.max_wait),
+                    elapsed_ms: ms(ex.sent.elapsed()),
+                    message: "no async delivery arrived".into(),
+                }),
+            );
+        }
+        (reply, None)
+    }
+}
+
+/// Parses a 200 JSON answer; anything else becomes a classified failure (with the envelope,
+/// when there is one, kept for checks).
+fn decode_answer(ex: &Exchange) -> Result<Value, (Option<Value>, Failure)> {
+    let parsed = serde_json::from_slice::<Value>(&ex.body);
+    if ex.status != 200 {
+        return Err((parsed.ok(), protocol_failure(ex)));
+    }
+    match parsed {
+        Ok(v) if v.is_object() => Ok(v),
+        Ok(other) => Err((
+            None,
+            Failure::Decode {
+                message: format!("expected a JSON object, got {}", short(&other.to_string())),
+            },
+        )),
+        Err(e) => Err((
+            None,
+            Failure::Decode {
+                message: format!("{e} in {}", short(&String::from_utf8_lossy(&ex.body))),
+            },
+        )),
+    }
+}
+
+fn protocol_failure(ex: &Exchange) -> Failure {
+    match serde_json::from_slice::<ErrorEnvelope>(&ex.body) {
+        Ok(env) => Failure::Protocol {
+            status: ex.status,
+            code: env.errors.first().map(|e| e.code),
+            message: env.first_msg().unwrap_or("").to_string(),
+        },
+        Err(_) => Failure::Protocol {
+            status: ex.status,
+            code: None,
+            message: format!(
+                "unexpected answer: {}",
+                short(&String::from_utf8_lossy(&ex.body))
+            ),
+        },
+    }
+}
+
+fn short(s: &str) -> String {
+    if s.chars().count() > 120 {
+        format!("{}…", s.chars().take(120).collect::<String>())
+    } else {
+        s.to_string()
+    }
+}
+
+fn transport(e: crate::client::TransportError) -> Failure {
+    Failure::Transport {
+        kind: e.kind,
+        message: e.message,
+    }
+}
+
+fn usage(message: String) -> Failure {
+    Failure::Protocol {
+        status: 0,
+        code: None,
+        message,
+    }
+}
+
+fn fail(mut r: StepResult, f: Failure) -> StepResult {
+    r.status = StepStatus::Failed;
+    r.failure = Some(f);
+    r
+}
+
+fn skipped(step: &Step) -> StepResult {
+    StepResult {
+        index: step.index,
+        label: step.label.clone(),
+        file: step.file.display().to_string(),
+        line: step.pos.line,
+        status: StepStatus::Skipped,
+        http_status: None,
+        latency_ms: 0.0,
+        first_byte_ms: None,
+        polls: 0,
+        in_progress: 0,
+        deliveries: 0,
+        duplicates: 0,
+        reordered: 0,
+        texts: Vec::new(),
+        assertions: Vec::new(),
+        failure: None,
+        curl: None,
+        timings: Vec::new(),
+    }
+}
+
+/// Renders a template with the conversation's variables.
+pub fn render(t: &Template, vars: &HashMap<String, String>) -> String {
+    t.render(|n| vars.get(n).map(String::as_str))
+}
+
+fn capture(source: &CaptureSource, reply: &Reply) -> Option<String> {
+    match source {
+        CaptureSource::JsonPath(p) => p.query(&reply.merged).first().map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string())
+        }),
+        CaptureSource::Regex(r) => reply.texts.iter().find_map(|t| {
+            r.captures(t).map(|c| {
+                c.get(1)
+                    .or_else(|| c.get(0))
+                    .map(|m| m.as_str().to_string())
+                    .unwrap_or_default()
+            })
+        }),
+    }
+}
+
+/// A curl command that repeats the request; the token is left to an environment variable.
+pub fn curl(url: &str, body: &Value, user: &str) -> String {
+    let body = body.to_string().replace('\'', r"'\''");
+    format!(
+        "HOOKBENCH_TOKEN=$(hookbench token --user '{user}')  # add --client-id/--client-secret for a real channel\ncurl -sS -X POST '{url}' -H \"Authorization: bearer $HOOKBENCH_TOKEN\" -H 'Content-Type: application/json' --data-raw '{body}'"
+    )
+}

@@ -1,0 +1,8 @@
+//! Running conversations: the executor shared by `hookbench test` and the load engine, the
+//! checks, and the result data every report is built from.
+
+pub mod assertions;
+pub mod conversation;
+pub mod reply;
+pub mod results;
+pub mod suite;

@@ -1,0 +1,267 @@
+//! `hookbench test`: runs scenarios once each (once per data row), against the embedded
+//! simulator or the given target, and gathers a [`TestReport`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::conversation::{Conversation, Target};
+use super::results::{ScenarioResult, TestReport};
+use crate::client::{HttpClient, Receiver};
+use crate::protocol::jwt::{Alg, AppClaim, ClaimsTemplate, Signer};
+use crate::protocol::{Version, WebhookUrl};
+use crate::scenario::{Mode, Scenario, Secret};
+use crate::sim::{RunningSim, SimConfig};
+
+/// Where scenarios without their own `target.url` go, and default credentials.
+#[derive(Debug, Clone, Default)]
+pub struct TestOptions {
+    /// A webhook URL; `None`: the embedded simulator.
+    pub target: Option<String>,
+    /// Client id for targets whose scenario has no `auth`.
+    pub client_id: Option<String>,
+    /// Client secret for targets whose scenario has no `auth`.
+    pub client_secret: Option<Secret>,
+}
+
+/// What a suite keeps running between scenarios.
+#[derive(Debug, Default)]
+pub struct Environment {
+    sim: Option<RunningSim>,
+    embedded_receiver: Option<Receiver>,
+    receivers: HashMap<(SocketAddr, Option<String>), Receiver>,
+    http: HttpClient,
+}
+
+impl Environment {
+    /// Starts (once) the embedded simulator with its receiver wired as POST_URL.
+    async fn embedded(&mut self) -> Result<(&RunningSim, Receiver), String> {
+        if self.sim.is_none() {
+            let localhost = SocketAddr::from(([127, 0, 0, 1], 0));
+            let receiver = Receiver::start(localhost, None)
+                .await
+                .map_err(|e| format!("cannot start the async receiver: {e}"))?;
+            let mut config = SimConfig::demo();
+            config.post_url = Some(receiver.url.clone());
+            config.grace = Duration::from_millis(200);
+            let sim = RunningSim::start(config, localhost)
+                .await
+                .map_err(|e| format!("cannot start the embedded simulator: {e}"))?;
+            self.sim = Some(sim);
+            self.embedded_receiver = Some(receiver);
+        }
+        Ok((
+            self.sim.as_ref().expect("started"),
+            self.embedded_receiver.clone().expect("started"),
+        ))
+    }
+
+    async fn receiver(
+        &mut self,
+        listen: SocketAddr,
+        public_url: Option<&str>,
+    ) -> Result<Receiver, String> {
+        let key = (listen, public_url.map(str::to_string));
+        if let Some(r) = self.receivers.get(&key) {
+            return Ok(r.clone());
+        }
+        let r = Receiver::start(listen, public_url)
+            .await
+            .map_err(|e| format!("cannot start the async receiver on {listen}: {e}"))?;
+        tracing::info!(url = %r.url, listen = %r.addr, "async receiver listening");
+        self.receivers.insert(key, r.clone());
+        Ok(r)
+    }
+
+    /// Stops what was started.
+    pub async fn shutdown(mut self) {
+        if let Some(sim) = self.sim.take() {
+            sim.shutdown().await;
+        }
+        for r in self.receivers.values().chain(self.embedded_receiver.iter()) {
+            r.stop();
+        }
+    }
+
+    /// Resolves a scenario's target.
+    pub async fn resolve(&mut self, s: &Scenario, opts: &TestOptions) -> Result<Target, String> {
+        let t = &s.target;
+        let url = t.url.clone().or_else(|| opts.target.clone());
+        let http = self.http.clone();
+        let (parsed, creds, mode, receiver) = match url {
+            Some(url) => {
+                let parsed = WebhookUrl::parse(&url).map_err(|e| e.to_string())?;
+                let creds = match &s.auth {
+                    Some(a) => Creds::from_auth(a)?,
+                    None => Creds::hs(
+                        opts.client_id.clone().ok_or("no credentials: give the scenario an `auth:` section, or --client-id/--client-secret (HOOKBENCH_CLIENT_ID/HOOKBENCH_CLIENT_SECRET)")?,
+                        opts.client_secret.clone().ok_or("no client secret: give --client-secret or HOOKBENCH_CLIENT_SECRET")?.0,
+                    ),
+                };
+                let mode = t.mode.unwrap_or(Mode::Sync);
+                let receiver = match mode {
+                    Mode::Async => Some(
+                        self.receiver(t.asynch.listen, t.asynch.public_url.as_deref())
+                            .await?,
+                    ),
+                    Mode::Sync => None,
+                };
+                (parsed, creds, mode, receiver)
+            }
+            None => {
+                let (sim, receiver) = self.embedded().await?;
+                let instance_id = t.instance.clone().unwrap_or_else(|| "default".into());
+                let Some((_, inst)) = sim.state.bot.instance(&instance_id) else {
+                    let known: Vec<&str> = sim
+                        .state
+                        .bot
+                        .instances
+                        .iter()
+                        .map(|i| i.id.as_str())
+                        .collect();
+                    return Err(format!(
+                        "the embedded simulator has no instance `{instance_id}` (instances: {})",
+                        known.join(", ")
+                    ));
+                };
+                let mode = t.mode.unwrap_or(match inst.mode {
+                    crate::sim::Mode::Sync => Mode::Sync,
+                    crate::sim::Mode::Async => Mode::Async,
+                });
+                let info = sim.info();
+                let parsed =
+                    WebhookUrl::parse(&sim.url(t.version.unwrap_or(Version::V2), &instance_id))
+                        .map_err(|e| e.to_string())?;
+                let creds = match &s.auth {
+                    Some(a) => Creds::from_auth(a)?,
+                    None => Creds::hs(info.client_id, info.client_secret.unwrap_or_default()),
+                };
+                (parsed, creds, mode, Some(receiver))
+            }
+        };
+        let version = t.version.unwrap_or(parsed.version);
+        let instance = parsed
+            .instance
+            .clone()
+            .or_else(|| t.instance.clone().filter(|i| i != "default"));
+        Ok(Target {
+            version,
+            mode,
+            endpoints: parsed.endpoints,
+            instance,
+            signer: Arc::new(creds.signer),
+            claims: creds.claims,
+            token_per_request: creds.per_request,
+            timeout: t.timeout,
+            poll: t.poll,
+            quiet: t.asynch.quiet,
+            max_wait: t.asynch.max_wait,
+            receiver,
+            http,
+        })
+    }
+}
+
+struct Creds {
+    signer: Signer,
+    claims: ClaimsTemplate,
+    per_request: bool,
+}
+
+impl Creds {
+    fn hs(client_id: String, secret: String) -> Creds {
+        Creds {
+            signer: Signer::hmac(Alg::HS256, secret.as_bytes()).expect("HS256 takes any secret"),
+            claims: ClaimsTemplate {
+                client_id,
+                app_claim: AppClaim::AppId,
+                user_identity: true,
+                expires_in: Some(Duration::from_secs(3600)),
+                jti: false,
+                extra: Default::default(),
+            },
+            per_request: false,
+        }
+    }
+
+    fn from_auth(a: &crate::scenario::Auth) -> Result<Creds, String> {
+        let signer = if a.algorithm.is_hmac() {
+            let secret = a.client_secret.as_ref().ok_or("auth needs client_secret")?;
+            Signer::hmac(a.algorithm, secret.0.as_bytes())
+        } else {
+            let path = a
+                .private_key_file
+                .as_ref()
+                .ok_or("auth needs private_key_file")?;
+            let pem =
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            Signer::rsa_pem(a.algorithm, &pem)
+        }
+        .map_err(|e| e.to_string())?;
+        Ok(Creds {
+            signer,
+            claims: ClaimsTemplate {
+                client_id: a.client_id.clone(),
+                app_claim: a.app_claim,
+                user_identity: a.user_identity,
+                expires_in: a.expires_in,
+                jti: a.jti,
+                extra: Default::default(),
+            },
+            per_request: a.jti,
+        })
+    }
+}
+
+/// Runs every scenario (each data row) in order; `on_result` sees each run as it finishes.
+pub async fn run(
+    scenarios: &[Scenario],
+    opts: &TestOptions,
+    mut on_result: impl FnMut(&ScenarioResult),
+) -> TestReport {
+    let started_at = crate::protocol::ids::created_on_now();
+    let started = Instant::now();
+    let mut env = Environment::default();
+    let mut results = Vec::new();
+    for s in scenarios {
+        let rows: Vec<Option<usize>> = match &s.data {
+            Some(d) => (0..d.rows.len()).map(Some).collect(),
+            None => vec![None],
+        };
+        match env.resolve(s, opts).await {
+            Ok(target) => {
+                for row in rows {
+                    let r = Conversation {
+                        scenario: s,
+                        target: &target,
+                    }
+                    .run(1, row.map(|r| r as u64 + 1).unwrap_or(1), row)
+                    .await;
+                    on_result(&r);
+                    results.push(r);
+                }
+            }
+            Err(e) => {
+                let r = ScenarioResult {
+                    name: s.name.clone(),
+                    file: s.file.display().to_string(),
+                    row: None,
+                    user: String::new(),
+                    passed: false,
+                    duration_ms: 0.0,
+                    steps: Vec::new(),
+                    setup_error: Some(e),
+                };
+                on_result(&r);
+                results.push(r);
+            }
+        }
+    }
+    env.shutdown().await;
+    TestReport::new(
+        started_at,
+        started.elapsed().as_secs_f64() * 1000.0,
+        results,
+    )
+}

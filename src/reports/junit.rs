@@ -1,0 +1,73 @@
+//! JUnit XML: a testcase per scenario run; `<failure>` when a check, the protocol or a budget
+//! failed, `<error>` when the target could not be reached or answered garbage.
+
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+
+use crate::engine::results::{Failure, ScenarioResult, StepStatus, TestReport};
+
+fn case(r: &ScenarioResult) -> TestCase {
+    let name = match r.row {
+        Some(row) => format!("{} [row {row}]", r.name),
+        None => r.name.clone(),
+    };
+    let failed_step = r.steps.iter().find(|s| s.status == StepStatus::Failed);
+    let status = match (&r.setup_error, failed_step) {
+        (Some(e), _) => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+            s.set_message(e.clone()).set_type("setup");
+            s
+        }
+        (None, Some(step)) => {
+            let f = step.failure.as_ref().expect("failed steps carry a failure");
+            let kind = match f {
+                Failure::Transport { .. } | Failure::Decode { .. } => NonSuccessKind::Error,
+                _ => NonSuccessKind::Failure,
+            };
+            let mut s = TestCaseStatus::non_success(kind);
+            s.set_message(format!(
+                "step {} `{}` (line {}): {}",
+                step.index + 1,
+                step.label,
+                step.line,
+                f.summary()
+            ));
+            s.set_type(f.class());
+            let mut description = String::new();
+            for a in &step.assertions {
+                description.push_str(&format!(
+                    "{} {} (line {}): expected {}, got {}\n",
+                    if a.passed { "ok  " } else { "FAIL" },
+                    a.check,
+                    a.line,
+                    a.expected,
+                    a.actual
+                ));
+            }
+            if let Some(c) = &step.curl {
+                description.push_str("\nreproduce:\n");
+                description.push_str(c);
+            }
+            s.set_description(description);
+            s
+        }
+        (None, None) => TestCaseStatus::success(),
+    };
+    let mut tc = TestCase::new(name, status);
+    tc.set_classname(r.file.clone());
+    tc.set_time(Duration::from_secs_f64(r.duration_ms / 1000.0));
+    tc.set_assertions(r.steps.iter().map(|s| s.assertions.len()).sum());
+    tc
+}
+
+/// The JUnit document.
+pub fn render(report: &TestReport) -> String {
+    let mut suite = TestSuite::new("hookbench test");
+    suite.add_test_cases(report.scenarios.iter().map(case));
+    suite.set_time(Duration::from_secs_f64(report.duration_ms / 1000.0));
+    let mut r = Report::new("hookbench");
+    r.add_test_suite(suite);
+    r.set_time(Duration::from_secs_f64(report.duration_ms / 1000.0));
+    r.to_string().unwrap_or_default()
+}

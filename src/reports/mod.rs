@@ -1,0 +1,11 @@
+//! Reports: each one a function of the result data.
+
+pub mod junit;
+pub mod terminal;
+
+use crate::engine::results::TestReport;
+
+/// The JSON results (`schemas/results.schema.json`).
+pub fn json(report: &TestReport) -> String {
+    serde_json::to_string_pretty(report).unwrap_or_else(|_| "{}".into())
+}

@@ -1,0 +1,110 @@
+//! Validation errors: where, what, and a hint; printed rustc-style with the source line.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use super::node::Pos;
+
+/// One problem in a scenario file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diag {
+    /// The file.
+    pub file: PathBuf,
+    /// Where in it.
+    pub pos: Pos,
+    /// The YAML path, e.g. `steps[2].expect[0].text`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+    /// A suggestion (`did you mean `expect`?`).
+    pub hint: Option<String>,
+    /// The source line, for the caret display.
+    pub line_text: Option<String>,
+}
+
+impl fmt::Display for Diag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "error: {}\n  --> {}:{}:{}",
+            self.message,
+            self.file.display(),
+            self.pos.line,
+            self.pos.column
+        )?;
+        if !self.path.is_empty() {
+            write!(f, " (at `{}`)", self.path)?;
+        }
+        if let Some(line) = &self.line_text {
+            let n = self.pos.line.to_string();
+            let pad = " ".repeat(n.len());
+            let caret = " ".repeat(self.pos.column.saturating_sub(1) as usize);
+            write!(f, "\n {pad} |\n {n} | {line}\n {pad} | {caret}^")?;
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "\n  = help: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Edit distance, for "did you mean".
+pub fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The closest candidate within a small edit distance.
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(2);
+    candidates
+        .into_iter()
+        .map(|c| (levenshtein(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(
+            did_you_mean("expcet", ["expect", "capture", "think"]),
+            Some("expect")
+        );
+        assert_eq!(did_you_mean("zzzzzz", ["expect"]), None);
+        assert_eq!(levenshtein("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn renders_with_caret() {
+        let d = Diag {
+            file: "a.yaml".into(),
+            pos: Pos { line: 3, column: 5 },
+            path: "steps[0]".into(),
+            message: "unknown key `expcet`".into(),
+            hint: Some("did you mean `expect`?".into()),
+            line_text: Some("    expcet:".into()),
+        };
+        let s = d.to_string();
+        assert!(s.contains("a.yaml:3:5 (at `steps[0]`)"), "{s}");
+        assert!(s.contains(" 3 |     expcet:\n   |     ^"), "{s}");
+        assert!(s.ends_with("= help: did you mean `expect`?"));
+    }
+}

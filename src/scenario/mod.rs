@@ -1,0 +1,14 @@
+//! The scenario language: YAML conversation scripts, parsed with positions, validated into a
+//! runnable plan. No network I/O here; files are read only to load scenarios, includes, data
+//! feeders and user schemas.
+
+pub mod diag;
+pub mod node;
+pub mod plan;
+pub mod schemas;
+pub mod template;
+pub mod validate;
+
+pub use diag::Diag;
+pub use plan::*;
+pub use validate::{load, parse_str, EnvLookup};

@@ -1,0 +1,381 @@
+//! The validated, runnable form of a scenario. Nothing here can be invalid: every value was
+//! checked by the validator, which is the only way to build one.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::Regex;
+use serde_json::Value;
+
+use super::node::Pos;
+use super::template::Template;
+use crate::common::Delay;
+use crate::protocol::jwt::{Alg, AppClaim};
+use crate::protocol::v2::Event;
+use crate::protocol::Version;
+
+/// A value that must never be printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A scenario ready to run.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// `name:` (or the file stem).
+    pub name: String,
+    /// Where it came from.
+    pub file: PathBuf,
+    /// The channel to talk to.
+    pub target: Target,
+    /// How tokens are made; `None` against the embedded simulator means its demo credentials.
+    pub auth: Option<Auth>,
+    /// Who the simulated user is.
+    pub user: User,
+    /// `vars:` in file order.
+    pub vars: Vec<(String, Template)>,
+    /// `data:` rows.
+    pub data: Option<Data>,
+    /// The conversation.
+    pub steps: Vec<Step>,
+}
+
+/// Sync or async.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Replies come in the response (and by polling in V2).
+    #[default]
+    Sync,
+    /// Replies are POSTed to the receiver.
+    Async,
+}
+
+/// `target:`.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The webhook URL; `None` means the embedded simulator.
+    pub url: Option<String>,
+    /// V1 or V2 as written (`version:` or the URL's form); `None`: the target URL's, else V2.
+    pub version: Option<Version>,
+    /// Sync or async; `None`: sync, or the embedded instance's own mode.
+    pub mode: Option<Mode>,
+    /// Which channel instance (`default` is the first); applies when the URL names none.
+    pub instance: Option<String>,
+    /// The sync budget.
+    pub timeout: Duration,
+    /// V2 polling.
+    pub poll: Poll,
+    /// Async receiver.
+    pub asynch: AsyncCfg,
+}
+
+/// How the V2 poll loop waits between polls.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PollInterval {
+    /// The same wait each time (web SDK: 1 s).
+    Fixed(Duration),
+    /// No wait (iOS SDK).
+    Immediate,
+    /// Doubling from `initial` up to `max`.
+    Exponential {
+        /// First wait.
+        initial: Duration,
+        /// Cap.
+        max: Duration,
+    },
+}
+
+impl PollInterval {
+    /// The wait before poll number `n` (0-based).
+    pub fn wait(&self, n: u32) -> Duration {
+        match *self {
+            PollInterval::Fixed(d) => d,
+            PollInterval::Immediate => Duration::ZERO,
+            PollInterval::Exponential { initial, max } => {
+                initial.saturating_mul(1u32 << n.min(20)).min(max)
+            }
+        }
+    }
+}
+
+/// `target.poll`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Poll {
+    /// Wait between polls.
+    pub interval: PollInterval,
+    /// Give up after this long.
+    pub max_wait: Duration,
+}
+
+/// `target.async`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AsyncCfg {
+    /// Where the receiver listens.
+    pub listen: SocketAddr,
+    /// What the channel's POST_URL is set to (its path is where deliveries are accepted).
+    pub public_url: Option<String>,
+    /// A turn ends this long after the last delivery.
+    pub quiet: Duration,
+    /// A turn never waits longer than this.
+    pub max_wait: Duration,
+}
+
+/// `auth:`.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    /// Client id.
+    pub client_id: String,
+    /// Client secret (HS algorithms).
+    pub client_secret: Option<Secret>,
+    /// Private key (RS algorithms).
+    pub private_key_file: Option<PathBuf>,
+    /// Algorithm.
+    pub algorithm: Alg,
+    /// Which claim carries the client id.
+    pub app_claim: AppClaim,
+    /// Put `userIdentity` in the token.
+    pub user_identity: bool,
+    /// Token lifetime.
+    pub expires_in: Option<Duration>,
+    /// Add a fresh `jti` to each token.
+    pub jti: bool,
+}
+
+/// `user:`.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// `from.id`.
+    pub id: Template,
+    /// `userInfo.firstName`.
+    pub first_name: Option<Template>,
+    /// `userInfo.lastName`.
+    pub last_name: Option<Template>,
+    /// `userInfo.email`.
+    pub email: Option<Template>,
+}
+
+/// `data:` loaded.
+#[derive(Debug, Clone)]
+pub struct Data {
+    /// The CSV file.
+    pub path: PathBuf,
+    /// Header.
+    pub columns: Vec<String>,
+    /// Rows, each as long as the header.
+    pub rows: Vec<Vec<String>>,
+}
+
+/// One step.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// 0-based index in the flattened conversation.
+    pub index: usize,
+    /// The file it came from (differs for included steps).
+    pub file: PathBuf,
+    /// Where it starts.
+    pub pos: Pos,
+    /// Display name: `send transfer`, `event ON_CONNECT`, or `name:`.
+    pub label: String,
+    /// What it does.
+    pub action: Action,
+    /// Checks on the bot's reply.
+    pub expect: Vec<Check>,
+    /// Variables taken from the reply.
+    pub capture: Vec<Capture>,
+    /// Wait before the step.
+    pub think: Option<Delay>,
+    /// `session.new: true`.
+    pub new_session: bool,
+    /// Attachments (JSON, strings templated).
+    pub attachments: Option<Value>,
+    /// Tags (V2 `metaTags`; V1 level tags).
+    pub tags: Option<Value>,
+    /// `customData`.
+    pub custom_data: Option<Value>,
+    /// `interactiveLanguage`.
+    pub language: Option<String>,
+    /// Free-form labels.
+    pub labels: Vec<String>,
+}
+
+/// What a step sends.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// A text message.
+    Send(Template),
+    /// An event.
+    Event(Event),
+    /// A template object (strings inside are templates).
+    Template(Value),
+    /// Values for the form the bot last sent, by field key or label.
+    Form(Vec<(String, Template)>),
+    /// A file through the upload API, then a message referencing it.
+    Upload {
+        /// The file.
+        path: PathBuf,
+        /// The message text (non-empty).
+        text: Template,
+        /// `fileType`.
+        file_type: String,
+        /// Chunk size.
+        chunk_size: usize,
+    },
+    /// Only wait.
+    Think(Delay),
+}
+
+/// Which messages a text check looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// At least one message matches.
+    Any,
+    /// Every message matches.
+    All,
+    /// The n-th (negative: from the end).
+    Nth(i64),
+}
+
+/// A text test.
+#[derive(Debug, Clone)]
+pub enum TextTest {
+    /// Substring.
+    Contains(Template),
+    /// Whole text.
+    Equals(Template),
+    /// Regex.
+    Matches(Regex),
+    /// Equal to one of these.
+    AnyOf(Vec<Template>),
+}
+
+/// A JSONPath test.
+#[derive(Debug, Clone)]
+pub enum PathTest {
+    /// Some node exists (or, false, none does).
+    Exists(bool),
+    /// The first node equals (strings templated).
+    Equals(Value),
+    /// The first node, as text, matches.
+    Matches(Regex),
+    /// This many nodes.
+    Count(usize),
+}
+
+/// A numeric comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    /// Exactly.
+    Eq(usize),
+    /// At least.
+    AtLeast(usize),
+    /// At most.
+    AtMost(usize),
+}
+
+impl Count {
+    /// True when `n` satisfies it.
+    pub fn holds(self, n: usize) -> bool {
+        match self {
+            Count::Eq(x) => n == x,
+            Count::AtLeast(x) => n >= x,
+            Count::AtMost(x) => n <= x,
+        }
+    }
+}
+
+/// A JSON Schema to check every body of the turn against.
+#[derive(Debug, Clone)]
+pub struct SchemaRef {
+    /// `v2.response` or a file path.
+    pub name: String,
+    /// The compiled schema.
+    pub validator: Arc<jsonschema::Validator>,
+}
+
+/// What a check tests.
+#[derive(Debug, Clone)]
+pub enum CheckKind {
+    /// HTTP status of the request (one of).
+    Status(Vec<u16>),
+    /// Every body validates.
+    Schema(SchemaRef),
+    /// Message texts.
+    Text(Which, TextTest),
+    /// A JSONPath over the merged reply.
+    JsonPath {
+        /// As written.
+        source: String,
+        /// Compiled.
+        path: serde_json_path::JsonPath,
+        /// The test.
+        test: PathTest,
+    },
+    /// Number of bot messages.
+    Messages(Count),
+    /// A template message.
+    Template {
+        /// `payload.template_type`.
+        template_type: Option<String>,
+        /// Number of buttons.
+        buttons: Option<Count>,
+    },
+    /// Task end.
+    EndOfTask {
+        /// Whether a task must (true) or must not (false) end.
+        ended: bool,
+        /// `endReason`.
+        reason: Option<String>,
+        /// `completedTaskName`.
+        task: Option<String>,
+    },
+    /// Turn latency.
+    Latency(Duration),
+    /// V2 poll convergence.
+    Poll {
+        /// The poll loop reached a final body.
+        converged: Option<bool>,
+        /// At most this many polls.
+        max_polls: Option<u32>,
+        /// Final message within this long of the request.
+        within: Option<Duration>,
+    },
+}
+
+/// One assertion.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// Readable form, e.g. `text contains "Welcome"`.
+    pub label: String,
+    /// Where it is.
+    pub pos: Pos,
+    /// Wrapped in `not:`.
+    pub negate: bool,
+    /// The test.
+    pub kind: CheckKind,
+}
+
+/// Where a capture reads from.
+#[derive(Debug, Clone)]
+pub enum CaptureSource {
+    /// The first node of a JSONPath over the merged reply.
+    JsonPath(serde_json_path::JsonPath),
+    /// The first regex group (or whole match) over the message texts.
+    Regex(Regex),
+}
+
+/// `capture:` entry.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    /// Variable name.
+    pub name: String,
+    /// Source.
+    pub source: CaptureSource,
+}
