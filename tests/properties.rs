@@ -327,3 +327,48 @@ proptest! {
         })?;
     }
 }
+
+fn yaml_text() -> impl Strategy<Value = String> {
+    let valid = Just(
+        "name: x\ntarget: {version: v2, poll: {interval: 1s}}\nvars: {a: '1'}\nsteps:\n  - event: ON_CONNECT\n  - send: \"{{a}}\"\n    expect:\n      - text: {contains: hi}\n      - jsonpath: {path: \"$.data[0]\", exists: true}\n      - not: {messages: 2}\n    capture: {c: \"$.data[0].val\"}\n".to_string(),
+    );
+    prop_oneof![
+        "[ -~\n]{0,200}",
+        (
+            valid.clone(),
+            any::<proptest::sample::Index>(),
+            "[ -~\n]{0,6}"
+        )
+            .prop_map(|(v, i, ins)| {
+                let at = i.index(v.len());
+                let at = (0..=at).rev().find(|p| v.is_char_boundary(*p)).unwrap_or(0);
+                format!("{}{}{}", &v[..at], ins, &v[at..])
+            }),
+        (valid, any::<proptest::sample::Index>())
+            .prop_map(|(v, i)| v[..i.index(v.len())].to_string()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_yaml_never_panics_the_validator(text in yaml_text()) {
+        let _ = hookbench::scenario::parse_str(&text, std::path::Path::new("fuzz.yaml"), &|_| None);
+    }
+
+    #[test]
+    fn arbitrary_reply_bodies_never_panic_the_checks(bodies in proptest::collection::vec(any_json(), 0..4), v1 in any::<bool>()) {
+        let scenario = hookbench::scenario::parse_str(
+            "steps:\n  - send: x\n    expect:\n      - status: 200\n      - schema: v2.response\n      - text: {nth: -1, contains: a}\n      - jsonpath: {path: \"$.data[*].val\", count: 1}\n      - messages: {min: 1}\n      - template: {type: button, buttons: 3}\n      - end_of_task: {reason: Fulfilled}\n      - latency: 1s\n      - poll: {converged: true, max_polls: 2, within: 1s}\n",
+            std::path::Path::new("p.yaml"),
+            &|_| None,
+        )
+        .unwrap();
+        let mut reply = hookbench::engine::reply::Reply { status: Some(200), bodies, ..Default::default() };
+        reply.assemble(if v1 { hookbench::protocol::Version::V1 } else { hookbench::protocol::Version::V2 });
+        for check in &scenario.steps[0].expect {
+            let _ = hookbench::engine::assertions::evaluate(check, &reply, &|_| None);
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The binary: exit codes, and the same scenarios against an external simulator by --target.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use hookbench::sim::{RunningSim, SimConfig};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hookbench"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("HOOKBENCH_CLIENT_ID")
+        .env_remove("HOOKBENCH_CLIENT_SECRET");
+    c
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+#[test]
+fn exit_codes() {
+    let ok = bin()
+        .args(["test", "scenarios/quickstart.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        stdout.contains("PASS quickstart") && stdout.contains("1 passed, 0 failed"),
+        "{stdout}"
+    );
+
+    let failed = bin()
+        .args([
+            "test",
+            "tests/fixtures/scenarios/false-assertion.yaml",
+            "--no-color",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&failed.stdout);
+    assert!(
+        out.contains("expected: a message containing \"a million dollars\""),
+        "{out}"
+    );
+    assert!(out.contains("curl -sS -X POST"), "{out}");
+
+    let invalid = bin()
+        .args(["test", "tests/fixtures/scenarios/invalid.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(invalid.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&invalid.stderr);
+    assert!(
+        err.contains("invalid.yaml:4:5") && err.contains("did you mean `expect`?"),
+        "{err}"
+    );
+
+    let validate = bin().args(["validate", "scenarios"]).output().unwrap();
+    assert_eq!(validate.status.code(), Some(0));
+
+    let down = bin()
+        .args([
+            "test",
+            "scenarios/quickstart.yaml",
+            "--target",
+            "http://127.0.0.1:9/chatbot/v2/webhook/st-x",
+            "--client-id",
+            "c",
+            "--client-secret",
+            "s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        down.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&down.stdout)
+    );
+
+    let usage = bin().args(["test"]).output().unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+    let missing = bin().args(["test", "no/such/file.yaml"]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn writes_junit_and_json_even_when_failing() {
+    let dir = std::env::temp_dir().join(format!("hookbench-out-{}", std::process::id()));
+    let junit = dir.join("junit.xml");
+    let json = dir.join("results.json");
+    let out = bin()
+        .args([
+            "test",
+            "scenarios/quickstart.yaml",
+            "tests/fixtures/scenarios/false-assertion.yaml",
+            "--junit",
+        ])
+        .arg(&junit)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<testcase").count(), 2, "{xml}");
+    assert_eq!(xml.matches("<failure").count(), 1, "{xml}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["summary"]["passed"], 1);
+    assert_eq!(v["summary"]["failed"], 1);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_scenarios_run_against_an_external_simulator() {
+    // A port for the async receiver that the simulator's POST_URL points at.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = SimConfig::demo();
+    config.post_url = Some(format!("http://127.0.0.1:{port}/hookbench/async"));
+    let sim = RunningSim::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let info = sim.info();
+    let target = sim.url(hookbench::protocol::Version::V2, "default");
+    let out = tokio::task::spawn_blocking(move || {
+        bin()
+            .args(["test", "scenarios", "--no-color", "--target", &target])
+            .env("HOOKBENCH_CLIENT_ID", &info.client_id)
+            .env("HOOKBENCH_CLIENT_SECRET", info.client_secret.unwrap())
+            .env("HOOKBENCH_ASYNC_LISTEN", format!("127.0.0.1:{port}"))
+            .current_dir(root())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("8 passed, 0 failed"), "{stdout}");
+    // The requests reached the external simulator.
+    let v2 = sim
+        .state
+        .metrics
+        .requests(hookbench::sim::metrics::Route::V2Message, 200);
+    assert!(v2 > 10, "{v2}");
+}

@@ -1,0 +1,5 @@
+//! Integration tests of the scenario language and the conversation runner.
+
+mod behaviour;
+mod cli;
+mod validation;

@@ -1,0 +1,94 @@
+//! Validation: table rows of scenario text and the exact messages it must produce.
+
+use std::path::Path;
+
+use hookbench::scenario::parse_str;
+
+fn errors(text: &str) -> Vec<String> {
+    let env = |n: &str| (n == "SET_VAR").then(|| "value".to_string());
+    match parse_str(text, Path::new("t.yaml"), &env) {
+        Ok(_) => Vec::new(),
+        Err(diags) => diags
+            .iter()
+            .map(|d| {
+                let hint = d
+                    .hint
+                    .as_ref()
+                    .map(|h| format!(" [{h}]"))
+                    .unwrap_or_default();
+                format!(
+                    "{}:{}:{} {}: {}{hint}",
+                    d.file.display(),
+                    d.pos.line,
+                    d.pos.column,
+                    d.path,
+                    d.message
+                )
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn table_of_invalid_scenarios() {
+    let rows: &[(&str, &[&str])] = &[
+        ("steps:\n  - send: hi\n    expcet: []\n", &["t.yaml:3:5 steps[0].expcet: unknown key `expcet` [did you mean `expect`?]"]),
+        ("nmae: x\nsteps: [{send: hi}]\n", &["t.yaml:1:1 nmae: unknown key `nmae` [did you mean `name`?]"]),
+        ("steps:\n  - send: hi\n    expect:\n      - txt: hi\n", &["t.yaml:4:9 steps[0].expect[0].txt: unknown check `txt` [did you mean `text`?]"]),
+        ("steps:\n  - event: ON_CONECT\n", &["t.yaml:2:12 steps[0].event: unknown event `ON_CONECT` (ON_CONNECT or SESSION_CLOSURE) [did you mean `ON_CONNECT`?]"]),
+        (
+            "vars: {amount: '1'}\nsteps:\n  - send: \"{{amout}}\"\n",
+            &["t.yaml:3:11 steps[0].send: variable `amout` is not defined [did you mean `amount`?]"],
+        ),
+        (
+            "steps:\n  - send: \"{{later}}\"\n  - send: x\n    capture: {later: \"$.data[0].val\"}\n",
+            &["t.yaml:2:11 steps[0].send: variable `later` is not defined [define it under `vars:`, as a `data:` column, or `capture:` it in an earlier step]"],
+        ),
+        (
+            "target: {url: \"${MISSING_URL}\"}\nsteps: [{send: hi}]\n",
+            &["t.yaml:1:15 target.url: environment variable `MISSING_URL` is not set [export MISSING_URL=… before running]"],
+        ),
+        (
+            "steps:\n  - send: hi\n    expect:\n      - latency: 15\n",
+            &["t.yaml:4:18 steps[0].expect[0].latency: invalid duration `15`: missing unit (expected a number with a unit: `250ms`, `15s`, `2m`, `1h`)"],
+        ),
+        ("target: {mode: asinc}\nsteps: [{send: hi}]\n", &["t.yaml:1:16 target.mode: mode must be sync or async, not `asinc`"]),
+        ("steps:\n  - send: hi\n    event: ON_CONNECT\n", &["t.yaml:2:5 steps[0]: a step does one thing; found send and event"]),
+        ("name: x\n", &["t.yaml:1:1 steps: a scenario needs `steps:`"]),
+        (
+            "target: {url: \"http://h/chatbot/hooks/st-1\", version: v2}\nsteps: [{send: hi}]\n",
+            &["t.yaml:1:55 target.version: the URL is a v1 URL but version says v2"],
+        ),
+        ("auth: {client_id: c}\nsteps: [{send: hi}]\n", &["t.yaml:1:7 auth.client_secret: HS256 needs `client_secret`"]),
+    ];
+    for (text, expected) in rows {
+        assert_eq!(errors(text), *expected, "for:\n{text}");
+    }
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let text =
+        "nmae: x\ntarget: {mode: asinc}\nsteps:\n  - send: hi\n    expcet: []\n  - event: NOPE\n";
+    let errs = errors(text);
+    assert_eq!(errs.len(), 4, "{errs:#?}");
+}
+
+#[test]
+fn env_and_defaults_resolve() {
+    let ok = "target: {url: \"http://${HOST:-127.0.0.1:9}/chatbot/v2/webhook/st-1\"}\nauth: {client_id: \"${SET_VAR}\", client_secret: s}\nsteps: [{send: hi}]\n";
+    assert_eq!(errors(ok), Vec::<String>::new());
+}
+
+#[test]
+fn example_scenarios_are_valid() {
+    let files =
+        hookbench::cli::test::expand(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")])
+            .unwrap();
+    assert!(files.len() >= 7);
+    assert!(files
+        .iter()
+        .all(|f| !f.to_string_lossy().ends_with(".bot.yaml")
+            && !f.to_string_lossy().ends_with(".steps.yaml")));
+    hookbench::cli::test::load_all(&files).unwrap();
+}
