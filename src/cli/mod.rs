@@ -1,6 +1,7 @@
 //! The command line. Arguments are parsed by clap, checked, then handed to the library; every
 //! failure maps to one of the documented exit codes.
 
+pub mod run;
 pub mod sim;
 pub mod test;
 pub mod token;
@@ -45,6 +46,10 @@ pub struct Cli {
 pub enum Command {
     /// Serve the reference platform simulator (the demo bot unless --bot is given).
     Sim(sim::SimArgs),
+    /// Run a scenario as a load test: many users, live progress, thresholds, reports.
+    Run(run::RunArgs),
+    /// Render the HTML report again from a run's results.json.
+    Report(run::ReportArgs),
     /// Run scenarios once each and report pass or fail (exit 1 on a failed check).
     Test(test::TestArgs),
     /// Check scenario files without running them.
@@ -83,6 +88,8 @@ pub fn main() -> ExitCode {
             Command::Sim(args) => sim::run(args).await,
             Command::Token(args) => token::run(args),
             Command::Test(args) => test::test(args).await,
+            Command::Run(args) => run::run(args).await,
+            Command::Report(args) => run::report(args),
             Command::Validate(args) => test::validate(args),
         }
     });

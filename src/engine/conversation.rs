@@ -88,6 +88,18 @@ fn us(d: Duration) -> u64 {
 impl Conversation<'_> {
     /// Runs every step; stops at the first failed step (the rest are skipped).
     pub async fn run(&self, vu: u64, iteration: u64, row: Option<usize>) -> ScenarioResult {
+        self.run_observed(vu, iteration, row, &mut |_, _| {}).await
+    }
+
+    /// [`Conversation::run`], showing each step's result to `on_step` as soon as it is known
+    /// (the load engine records metrics there).
+    pub async fn run_observed(
+        &self,
+        vu: u64,
+        iteration: u64,
+        row: Option<usize>,
+        on_step: &mut (dyn FnMut(&Step, &StepResult) + Send),
+    ) -> ScenarioResult {
         let started = Instant::now();
         let mut vars: HashMap<String, String> = HashMap::new();
         vars.insert("vu".into(), vu.to_string());
@@ -126,6 +138,7 @@ impl Conversation<'_> {
                 continue;
             }
             let r = self.step(step, &mut state).await;
+            on_step(step, &r);
             failed = r.status == StepStatus::Failed;
             steps.push(r);
         }
@@ -180,10 +193,12 @@ impl Conversation<'_> {
             timings: Vec::new(),
         };
         if let Some(think) = step.think {
-            pause(think.sample(&mut rand::rng())).await;
+            let wait = think.sample(&mut rand::rng());
+            pause(wait).await;
         }
         if let Action::Think(d) = &step.action {
-            pause(d.sample(&mut rand::rng())).await;
+            let wait = d.sample(&mut rand::rng());
+            pause(wait).await;
             return result;
         }
         let token = match self.token(state) {

@@ -3,6 +3,7 @@
 
 pub mod assertions;
 pub mod conversation;
+pub mod load;
 pub mod reply;
 pub mod results;
 pub mod suite;

@@ -71,3 +71,28 @@ pub fn render(report: &TestReport) -> String {
     r.set_time(Duration::from_secs_f64(report.duration_ms / 1000.0));
     r.to_string().unwrap_or_default()
 }
+
+/// JUnit for a load run: one testcase per threshold.
+pub fn thresholds(report: &crate::engine::load::report::LoadReport) -> String {
+    let mut suite = TestSuite::new(format!("hookbench run: {}", report.scenario));
+    for t in &report.thresholds {
+        let status = if t.passed {
+            TestCaseStatus::success()
+        } else {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(format!("{} (actual {})", t.expr, t.actual))
+                .set_type("threshold");
+            s
+        };
+        let mut tc = TestCase::new(t.expr.clone(), status);
+        tc.set_classname(report.file.clone());
+        suite.add_test_case(tc);
+    }
+    if let Some(a) = &report.aborted {
+        suite.set_system_out(format!("stopped early: {a}"));
+    }
+    suite.set_time(Duration::from_secs_f64(report.duration_s));
+    let mut r = Report::new("hookbench");
+    r.add_test_suite(suite);
+    r.to_string().unwrap_or_default()
+}

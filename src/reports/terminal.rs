@@ -106,3 +106,134 @@ pub fn summary(s: &Summary, duration_ms: f64) -> String {
     }
     line
 }
+
+/// The end-of-run summary table of a load run.
+pub fn load_summary(r: &crate::engine::load::report::LoadReport, style: Style) -> String {
+    let mut out = String::new();
+    let verdict = if r.passed() {
+        style.paint("32;1", "PASSED")
+    } else {
+        style.paint("31;1", "FAILED")
+    };
+    let _ = writeln!(
+        out,
+        "\n{} {verdict}  {} against {}  ({:.1} s)",
+        r.scenario, r.workload, r.target, r.duration_s
+    );
+    if let Some(a) = &r.aborted {
+        let _ = writeln!(out, "  stopped early: {a}");
+    }
+    let c = &r.counts;
+    let _ = writeln!(
+        out,
+        "  conversations {} ({} failed, {} interrupted)   turns {} ({} failed, {:.2}%)   checks {}/{} passed",
+        c.conversations,
+        c.conversations_failed,
+        c.conversations_interrupted,
+        c.turns,
+        c.turns_failed,
+        100.0 * c.turns_failed as f64 / c.turns.max(1) as f64,
+        c.assertions_passed,
+        c.assertions
+    );
+    let _ = writeln!(
+        out,
+        "  sync budget {:.0} s: {} turns over 50%, {} over 80%, {} over 100%",
+        r.budget_ms / 1000.0,
+        c.over_50pct,
+        c.over_80pct,
+        c.over_budget
+    );
+    if c.polled_turns > 0 {
+        let _ = writeln!(
+            out,
+            "  polling: {} polled turns, {} Inprogress answers",
+            c.polled_turns, c.in_progress
+        );
+    }
+    if c.async_turns > 0 {
+        let _ = writeln!(
+            out,
+            "  async: {} turns, {} deliveries, {} missing, {} duplicates, {} reordered",
+            c.async_turns, c.deliveries, c.async_missing, c.duplicates, c.reordered
+        );
+    }
+    if c.dropped_starts + c.late_starts > 0 {
+        let _ = writeln!(
+            out,
+            "  starts: {} dropped at the concurrency cap, {} late",
+            c.dropped_starts, c.late_starts
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n  {:<34} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "latency (ms)", "count", "p50", "p95", "p99", "p99.9", "max"
+    );
+    let mut rows: Vec<(String, &crate::engine::load::metrics::DistSummary)> = Vec::new();
+    for name in [
+        "turn",
+        "conversation",
+        "conversation_intended",
+        "poll_convergence",
+        "async_delivery",
+        "start_lag",
+    ] {
+        if let Some(d) = r.distributions.get(name).filter(|d| d.count > 0) {
+            rows.push((name.to_string(), d));
+        }
+    }
+    for s in &r.steps {
+        rows.push((format!("  {}", s.label), &s.latency));
+    }
+    for (name, d) in rows {
+        let name: String = name.chars().take(34).collect();
+        let _ = writeln!(
+            out,
+            "  {name:<34} {:>8} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+            d.count, d.p50, d.p95, d.p99, d.p999, d.max
+        );
+    }
+    if !c.failures.is_empty() {
+        let _ = writeln!(out, "\n  failures:");
+        for (k, v) in &c.failures {
+            let _ = writeln!(out, "    {v:>8}  {k}");
+        }
+    }
+    if let Some(cap) = &r.capacity {
+        match cap.last_passing_rate {
+            Some(rate) => {
+                let _ = writeln!(
+                    out,
+                    "\n  capacity: {rate}/s is the last rate that held every threshold"
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "\n  capacity: the first rate already broke a threshold"
+                );
+            }
+        }
+    }
+    if !r.thresholds.is_empty() {
+        let _ = writeln!(out, "\n  thresholds:");
+        for t in &r.thresholds {
+            let mark = if t.passed {
+                style.paint("32", "pass")
+            } else {
+                style.paint("31;1", "FAIL")
+            };
+            let _ = writeln!(out, "    {mark}  {:<44} actual {}", t.expr, t.actual);
+        }
+    }
+    for w in &r.generator.warnings {
+        let _ = writeln!(out, "  {}", style.paint("33", &format!("warning: {w}")));
+    }
+    let _ = writeln!(
+        out,
+        "  generator: {:.2} s CPU, {:.1} µs per turn, peak {:.0} MiB",
+        r.generator.cpu_seconds, r.generator.cpu_us_per_turn, r.generator.max_rss_mib
+    );
+    out
+}

@@ -7,6 +7,7 @@ pub mod node;
 pub mod plan;
 pub mod schemas;
 pub mod template;
+pub mod threshold;
 pub mod validate;
 
 pub use diag::Diag;

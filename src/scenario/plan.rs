@@ -45,6 +45,10 @@ pub struct Scenario {
     pub data: Option<Data>,
     /// The conversation.
     pub steps: Vec<Step>,
+    /// `load:` for `hookbench run`.
+    pub load: Option<Load>,
+    /// `thresholds:` for `hookbench run`.
+    pub thresholds: Vec<super::threshold::Threshold>,
 }
 
 /// Sync or async.
@@ -378,4 +382,78 @@ pub struct Capture {
     pub name: String,
     /// Source.
     pub source: CaptureSource,
+}
+
+/// One stage of a ramp: reach `target` over `over` (linearly), or hold (`target: None`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stage {
+    /// Users (closed model) or arrivals per second (open model); `None` holds the current value.
+    pub target: Option<f64>,
+    /// How long the stage lasts.
+    pub over: Duration,
+}
+
+/// How load is generated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoadModel {
+    /// N users, each running the conversation again and again.
+    Closed {
+        /// Users at the start (before stages).
+        users: u64,
+        /// Ramps.
+        stages: Vec<Stage>,
+    },
+    /// New conversations arrive at a rate, whatever the target's speed.
+    Open {
+        /// Arrivals per second at the start.
+        rate: f64,
+        /// Ramps of the rate.
+        stages: Vec<Stage>,
+        /// Exponential spacing instead of even.
+        poisson: bool,
+        /// Starts beyond this many concurrent conversations are dropped (and counted).
+        max_concurrency: Option<u64>,
+    },
+    /// The arrival rate steps up until a threshold breaks.
+    Capacity {
+        /// First rate (per second).
+        start: f64,
+        /// Added each step.
+        step: f64,
+        /// Length of each step.
+        every: Duration,
+        /// Never beyond this rate.
+        max: f64,
+        /// Exponential spacing.
+        poisson: bool,
+        /// Concurrency cap.
+        max_concurrency: Option<u64>,
+    },
+}
+
+/// `load:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Load {
+    /// The model.
+    pub model: LoadModel,
+    /// Stop starting conversations after this long (default: the stages' total, else 30 s).
+    pub duration: Option<Duration>,
+    /// Stop after this many conversations in all.
+    pub iterations: Option<u64>,
+    /// How long in-flight conversations may finish after the stop.
+    pub grace: Duration,
+}
+
+impl Default for Load {
+    fn default() -> Self {
+        Load {
+            model: LoadModel::Closed {
+                users: 1,
+                stages: Vec::new(),
+            },
+            duration: None,
+            iterations: None,
+            grace: Duration::from_secs(30),
+        }
+    }
 }

@@ -1,0 +1,320 @@
+//! `hookbench run` (load) and `hookbench report` (HTML again from JSON).
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+
+use super::Exit;
+use crate::common::DurationSpec;
+use crate::engine::load::{self, report::LoadReport, StopSignal};
+use crate::engine::suite::{Environment, TestOptions};
+use crate::reports::{html, junit, terminal};
+use crate::scenario::{LoadModel, Secret};
+
+/// Arguments of `hookbench run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario.
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: PathBuf,
+    /// Closed model: this many concurrent users (overrides `load:`).
+    #[arg(long, conflicts_with = "rate")]
+    pub users: Option<u64>,
+    /// Open model: new conversations per second (`20`, `20/s`, `600/m`).
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// Open model: Poisson (exponential) spacing of arrivals.
+    #[arg(long)]
+    pub poisson: bool,
+    /// Open model: drop (and count) starts beyond this many conversations in flight.
+    #[arg(long)]
+    pub max_concurrency: Option<u64>,
+    /// How long to start conversations.
+    #[arg(long)]
+    pub duration: Option<DurationSpec>,
+    /// Stop after this many conversations.
+    #[arg(long)]
+    pub iterations: Option<u64>,
+    /// How long conversations in flight may finish after the stop.
+    #[arg(long)]
+    pub grace: Option<DurationSpec>,
+    /// Webhook URL when the scenario has no `target.url` (default: the embedded simulator).
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Client id for a target without `auth:`.
+    #[arg(long, env = "HOOKBENCH_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// Client secret for a target without `auth:`.
+    #[arg(long, env = "HOOKBENCH_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// Output folder (default `reports/<time>-<name>/`).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// No live progress.
+    #[arg(long)]
+    pub quiet: bool,
+    /// No colours.
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let (n, per) = s.split_once('/').unwrap_or((s, "s"));
+    let per = match per {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("`{s}`: write 20, 20/s, 600/m or 36000/h")),
+    };
+    n.trim()
+        .parse::<f64>()
+        .map(|v| v / per)
+        .map_err(|_| format!("`{s}` is not a rate"))
+}
+
+fn slug(s: &str) -> String {
+    let s: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    s.split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// `hookbench run`.
+pub async fn run(args: RunArgs) -> Exit {
+    let env = |n: &str| std::env::var(n).ok();
+    let scenario = match crate::scenario::load(&args.scenario, &env) {
+        Ok(s) => s,
+        Err(diags) => {
+            for d in &diags {
+                eprintln!("{d}\n");
+            }
+            eprintln!("{} error(s) found", diags.len());
+            return Exit::Usage;
+        }
+    };
+    let mut load = scenario.load.clone().unwrap_or_default();
+    if let Some(users) = args.users {
+        load.model = LoadModel::Closed {
+            users,
+            stages: Vec::new(),
+        };
+    }
+    if let Some(rate) = args.rate {
+        load.model = LoadModel::Open {
+            rate,
+            stages: Vec::new(),
+            poisson: args.poisson,
+            max_concurrency: args.max_concurrency,
+        };
+    } else if let LoadModel::Open {
+        poisson,
+        max_concurrency,
+        ..
+    }
+    | LoadModel::Capacity {
+        poisson,
+        max_concurrency,
+        ..
+    } = &mut load.model
+    {
+        *poisson |= args.poisson;
+        if args.max_concurrency.is_some() {
+            *max_concurrency = args.max_concurrency;
+        }
+    }
+    if let Some(d) = args.duration {
+        load.duration = Some(d.get());
+    }
+    if args.iterations.is_some() {
+        load.iterations = args.iterations;
+    }
+    if let Some(g) = args.grace {
+        load.grace = g.get();
+    }
+    if args.users.is_some()
+        && args.duration.is_none()
+        && load.duration.is_none()
+        && load.iterations.is_none()
+    {
+        load.duration = Some(Duration::from_secs(30));
+    }
+    let opts = TestOptions {
+        target: args.target.clone(),
+        client_id: args.client_id.clone(),
+        client_secret: args.client_secret.clone().map(Secret),
+    };
+    let mut environment = Environment::default();
+    let target = match environment.resolve(&scenario, &opts).await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
+    let out_dir = args.out.clone().unwrap_or_else(|| {
+        let now = time::OffsetDateTime::now_utc();
+        let stamp = format!(
+            "{:04}{:02}{:02}-{:02}{:02}{:02}",
+            now.year(),
+            u8::from(now.month()),
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second()
+        );
+        PathBuf::from("reports").join(format!("{stamp}-{}", slug(&scenario.name)))
+    });
+    if let Err(e) = std::fs::create_dir_all(&out_dir) {
+        eprintln!("error: cannot create {}: {e}", out_dir.display());
+        return Exit::Usage;
+    }
+    let style = terminal::Style {
+        color: !args.no_color
+            && std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let stop = Arc::new(StopSignal::default());
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            super::stop_signal().await;
+            eprintln!(
+                "\nstopping: letting conversations in flight finish (Ctrl-C again to quit now)"
+            );
+            stop.stop();
+            super::stop_signal().await;
+            std::process::exit(130);
+        });
+    }
+    eprintln!(
+        "hookbench run: {} — {} against {}",
+        scenario.name,
+        load::describe(&load),
+        target.message_url()
+    );
+    let tty = std::io::stderr().is_terminal();
+    let quiet = args.quiet;
+    let mut last_line = Instant::now();
+    let progress = move |p: &load::report::Point, total: &load::metrics::Sample| {
+        if quiet {
+            return;
+        }
+        let c = &total.counts;
+        let line = format!(
+            "[{:>5.0}s] active {:>6} | {:>8.1} turns/s | p95 {:>8.1} ms | p99 {:>8.1} ms | conversations {:>7} | errors {} ({:.2}%)",
+            p.t,
+            p.active,
+            p.throughput,
+            p.p95_ms,
+            p.p99_ms,
+            c.conversations,
+            c.turns_failed,
+            100.0 * c.turns_failed as f64 / c.turns.max(1) as f64
+        );
+        if tty {
+            eprint!("\r\x1b[2K{line}");
+            let _ = std::io::stderr().flush();
+        } else if last_line.elapsed() >= Duration::from_secs(5) {
+            eprintln!("{line}");
+            last_line = Instant::now();
+        }
+    };
+    let report = load::run(Arc::new(scenario), Arc::new(target), load, stop, progress).await;
+    if tty && !quiet {
+        eprintln!();
+    }
+    environment.shutdown().await;
+    print!("{}", terminal::load_summary(&report, style));
+    let written = write_outputs(&report, &out_dir);
+    match &written {
+        Ok(()) => println!(
+            "\n  results: {}/results.json, report.html, junit.xml",
+            out_dir.display()
+        ),
+        Err(e) => eprintln!("error: {e}"),
+    }
+    let c = &report.counts;
+    let all_transport = c.turns > 0
+        && c.turns_failed == c.turns
+        && c.failures.keys().all(|k| k.starts_with("transport"));
+    if written.is_err() {
+        Exit::Usage
+    } else if all_transport {
+        Exit::Unreachable
+    } else if !report.passed() {
+        Exit::Failed
+    } else {
+        Exit::Ok
+    }
+}
+
+fn write_outputs(report: &LoadReport, dir: &std::path::Path) -> Result<(), String> {
+    let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("results.json"), json)
+        .map_err(|e| format!("cannot write results.json: {e}"))?;
+    std::fs::write(dir.join("junit.xml"), junit::thresholds(report))
+        .map_err(|e| format!("cannot write junit.xml: {e}"))?;
+    let page = html::render(report)?;
+    std::fs::write(dir.join("report.html"), page)
+        .map_err(|e| format!("cannot write report.html: {e}"))
+}
+
+/// Arguments of `hookbench report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A `results.json` written by `hookbench run`.
+    #[arg(value_name = "RESULTS.json")]
+    pub results: PathBuf,
+    /// Where to write the HTML (default: `report.html` beside the results).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `hookbench report`.
+pub fn report(args: ReportArgs) -> Exit {
+    let text = match std::fs::read_to_string(&args.results) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", args.results.display());
+            return Exit::Usage;
+        }
+    };
+    let report: LoadReport = match serde_json::from_str(&text) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "error: {} is not hookbench load results: {e}",
+                args.results.display()
+            );
+            return Exit::Usage;
+        }
+    };
+    let out = args
+        .out
+        .unwrap_or_else(|| args.results.with_file_name("report.html"));
+    match html::render(&report)
+        .and_then(|page| std::fs::write(&out, page).map_err(|e| e.to_string()))
+    {
+        Ok(()) => {
+            println!("{}", out.display());
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::Usage
+        }
+    }
+}

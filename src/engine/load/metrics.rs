@@ -1,0 +1,349 @@
+//! Load metrics: HDR histograms (microseconds, 3 significant digits) and counters, recorded
+//! into per-thread shards and merged by one aggregator on an interval, so a request never
+//! waits on another thread and never sends a message.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Values above this (10 minutes) widen the histogram automatically.
+const HIST_MAX_US: u64 = 600_000_000;
+
+/// A new histogram for microsecond values.
+pub fn hist() -> Histogram<u64> {
+    let mut h = Histogram::new_with_bounds(1, HIST_MAX_US, 3).expect("valid bounds");
+    h.auto(true);
+    h
+}
+
+/// Records a duration in microseconds (at least 1).
+pub fn record(h: &mut Histogram<u64>, d: Duration) {
+    let v = (d.as_micros() as u64).max(1);
+    let _ = h.record(v);
+}
+
+/// The distributions.
+#[derive(Debug, Clone)]
+pub struct Dists {
+    /// Every turn.
+    pub turn: Histogram<u64>,
+    /// Per step, by index.
+    pub steps: Vec<Histogram<u64>>,
+    /// Conversations from their actual start.
+    pub conversation: Histogram<u64>,
+    /// Conversations from their intended start (open model).
+    pub conversation_intended: Histogram<u64>,
+    /// Polled turns: request to final message.
+    pub poll_convergence: Histogram<u64>,
+    /// Polls per polled turn.
+    pub polls: Histogram<u64>,
+    /// Async: request to each delivery.
+    pub async_delivery: Histogram<u64>,
+    /// Open model: actual minus intended start.
+    pub start_lag: Histogram<u64>,
+}
+
+impl Dists {
+    fn new(steps: usize) -> Self {
+        Self {
+            turn: hist(),
+            steps: (0..steps).map(|_| hist()).collect(),
+            conversation: hist(),
+            conversation_intended: hist(),
+            poll_convergence: hist(),
+            polls: hist(),
+            async_delivery: hist(),
+            start_lag: hist(),
+        }
+    }
+
+    fn all_mut(&mut self) -> impl Iterator<Item = &mut Histogram<u64>> {
+        [
+            &mut self.turn,
+            &mut self.conversation,
+            &mut self.conversation_intended,
+            &mut self.poll_convergence,
+            &mut self.polls,
+            &mut self.async_delivery,
+            &mut self.start_lag,
+        ]
+        .into_iter()
+        .chain(self.steps.iter_mut())
+    }
+
+    fn add(&mut self, other: &Dists) {
+        let _ = self.turn.add(&other.turn);
+        let _ = self.conversation.add(&other.conversation);
+        let _ = self.conversation_intended.add(&other.conversation_intended);
+        let _ = self.poll_convergence.add(&other.poll_convergence);
+        let _ = self.polls.add(&other.polls);
+        let _ = self.async_delivery.add(&other.async_delivery);
+        let _ = self.start_lag.add(&other.start_lag);
+        for (a, b) in self.steps.iter_mut().zip(&other.steps) {
+            let _ = a.add(b);
+        }
+    }
+}
+
+/// The counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Turns run.
+    pub turns: u64,
+    /// Turns that failed.
+    pub turns_failed: u64,
+    /// Per step: runs and failures.
+    pub step_runs: Vec<(u64, u64)>,
+    /// Conversations completed.
+    pub conversations: u64,
+    /// Conversations with a failed step.
+    pub conversations_failed: u64,
+    /// Conversations cut off at the end of the grace period.
+    pub conversations_interrupted: u64,
+    /// Checks evaluated.
+    pub assertions: u64,
+    /// Checks that held.
+    pub assertions_passed: u64,
+    /// Sync turns.
+    pub sync_turns: u64,
+    /// Sync turns over 50% of the budget.
+    pub over_50pct: u64,
+    /// Sync turns over 80% of the budget.
+    pub over_80pct: u64,
+    /// Sync turns over the budget (including 504s).
+    pub over_budget: u64,
+    /// V2 turns that polled.
+    pub polled_turns: u64,
+    /// `Inprogress` answers.
+    pub in_progress: u64,
+    /// Async turns.
+    pub async_turns: u64,
+    /// Async deliveries.
+    pub deliveries: u64,
+    /// Async turns with no delivery.
+    pub async_missing: u64,
+    /// Duplicate deliveries.
+    pub duplicates: u64,
+    /// Out-of-order deliveries.
+    pub reordered: u64,
+    /// Open model: starts dropped at the concurrency cap.
+    pub dropped_starts: u64,
+    /// Open model: starts more than 10 ms behind schedule.
+    pub late_starts: u64,
+    /// Failures by class and detail (`assertion: text contains "x"`, `protocol: 429`, …).
+    pub failures: BTreeMap<String, u64>,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.turns += o.turns;
+        self.turns_failed += o.turns_failed;
+        if self.step_runs.len() < o.step_runs.len() {
+            self.step_runs.resize(o.step_runs.len(), (0, 0));
+        }
+        for (a, b) in self.step_runs.iter_mut().zip(&o.step_runs) {
+            a.0 += b.0;
+            a.1 += b.1;
+        }
+        self.conversations += o.conversations;
+        self.conversations_failed += o.conversations_failed;
+        self.conversations_interrupted += o.conversations_interrupted;
+        self.assertions += o.assertions;
+        self.assertions_passed += o.assertions_passed;
+        self.sync_turns += o.sync_turns;
+        self.over_50pct += o.over_50pct;
+        self.over_80pct += o.over_80pct;
+        self.over_budget += o.over_budget;
+        self.polled_turns += o.polled_turns;
+        self.in_progress += o.in_progress;
+        self.async_turns += o.async_turns;
+        self.deliveries += o.deliveries;
+        self.async_missing += o.async_missing;
+        self.duplicates += o.duplicates;
+        self.reordered += o.reordered;
+        self.dropped_starts += o.dropped_starts;
+        self.late_starts += o.late_starts;
+        for (k, v) in &o.failures {
+            *self.failures.entry(k.clone()).or_default() += v;
+        }
+    }
+}
+
+/// Everything recorded over some span.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Distributions.
+    pub dists: Dists,
+    /// Counters.
+    pub counts: Counts,
+}
+
+impl Sample {
+    /// Empty, for a scenario of `steps` steps.
+    pub fn new(steps: usize) -> Self {
+        Self {
+            dists: Dists::new(steps),
+            counts: Counts {
+                step_runs: vec![(0, 0); steps],
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Adds another sample.
+    pub fn add(&mut self, o: &Sample) {
+        self.dists.add(&o.dists);
+        self.counts.add(&o.counts);
+    }
+
+    /// Empties it, keeping the histograms' memory.
+    pub fn reset(&mut self) {
+        for h in self.dists.all_mut() {
+            h.reset();
+        }
+        let steps = self.counts.step_runs.len();
+        self.counts = Counts {
+            step_runs: vec![(0, 0); steps],
+            ..Default::default()
+        };
+    }
+}
+
+/// Per-thread shards: a recorder locks only its own thread's shard, which the aggregator
+/// touches once per interval.
+#[derive(Debug)]
+pub struct Shards {
+    shards: Vec<Mutex<Sample>>,
+}
+
+impl Shards {
+    /// Shards for `threads` worker threads.
+    pub fn new(threads: usize, steps: usize) -> Self {
+        Self {
+            shards: (0..(threads * 2).max(2))
+                .map(|_| Mutex::new(Sample::new(steps)))
+                .collect(),
+        }
+    }
+
+    /// Records into the calling thread's shard.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Sample) -> R) -> R {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::thread::current().id().hash(&mut h);
+        let i = (h.finish() as usize) % self.shards.len();
+        let mut s = self.shards[i].lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut s)
+    }
+
+    /// Moves everything recorded so far into `into` and empties the shards.
+    pub fn drain_into(&self, into: &mut Sample) {
+        for s in &self.shards {
+            let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
+            into.add(&s);
+            s.reset();
+        }
+    }
+}
+
+/// A distribution summarised, with its serialized HDR histogram so runs can be merged exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DistSummary {
+    /// Samples.
+    pub count: u64,
+    /// Milliseconds (polls: counts).
+    pub min: f64,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Largest.
+    pub max: f64,
+    /// The histogram in HdrHistogram V2 compressed form, base64 (values in microseconds).
+    pub hdr: String,
+}
+
+/// Summarises a histogram; `scale` divides values (1000 for ms from µs, 1 for counts).
+pub fn summarise(h: &Histogram<u64>, scale: f64) -> DistSummary {
+    use base64::Engine;
+    use hdrhistogram::serialization::Serializer;
+    let mut buf = Vec::new();
+    let _ = hdrhistogram::serialization::V2DeflateSerializer::new().serialize(h, &mut buf);
+    let empty = h.is_empty();
+    let q = |p: f64| {
+        if empty {
+            0.0
+        } else {
+            h.value_at_quantile(p) as f64 / scale
+        }
+    };
+    DistSummary {
+        count: h.len(),
+        min: if empty { 0.0 } else { h.min() as f64 / scale },
+        mean: if empty { 0.0 } else { h.mean() / scale },
+        p50: q(0.50),
+        p90: q(0.90),
+        p95: q(0.95),
+        p99: q(0.99),
+        p999: q(0.999),
+        max: if empty { 0.0 } else { h.max() as f64 / scale },
+        hdr: base64::engine::general_purpose::STANDARD.encode(buf),
+    }
+}
+
+/// Reads a histogram back from [`DistSummary::hdr`].
+pub fn decode_hdr(s: &str) -> Option<Histogram<u64>> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut std::io::Cursor::new(bytes))
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_merge_and_reset() {
+        let shards = Shards::new(2, 3);
+        shards.with(|s| {
+            record(&mut s.dists.turn, Duration::from_millis(50));
+            s.counts.turns += 1;
+            *s.counts.failures.entry("protocol: 429".into()).or_default() += 1;
+        });
+        let mut total = Sample::new(3);
+        shards.drain_into(&mut total);
+        assert_eq!(total.counts.turns, 1);
+        assert_eq!(total.dists.turn.len(), 1);
+        let mut again = Sample::new(3);
+        shards.drain_into(&mut again);
+        assert_eq!(again.counts.turns, 0);
+        assert!(again.dists.turn.is_empty());
+    }
+
+    #[test]
+    fn summaries_round_trip_exactly() {
+        let mut h = hist();
+        for ms in 1..=1000u64 {
+            record(&mut h, Duration::from_millis(ms));
+        }
+        let s = summarise(&h, 1000.0);
+        assert!((s.p50 - 500.0).abs() < 1.0, "{}", s.p50);
+        assert!((s.p99 - 990.0).abs() < 1.5, "{}", s.p99);
+        let back = decode_hdr(&s.hdr).unwrap();
+        assert_eq!(back.len(), 1000);
+        assert_eq!(back.value_at_quantile(0.99), h.value_at_quantile(0.99));
+    }
+}

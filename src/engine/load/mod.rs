@@ -1,0 +1,699 @@
+//! The load engine: many users running the conversation executor at once, under a closed
+//! model (users, ramps), an open model (arrival rate, ramps, Poisson spacing, concurrency cap)
+//! or a capacity search, with metrics merged once a second and thresholds that gate the run.
+
+pub mod metrics;
+pub mod report;
+pub mod thresholds;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use super::conversation::{Conversation, Target};
+use super::results::{Failure, ScenarioResult, StepResult, StepStatus};
+use crate::scenario::{Action, Load, LoadModel, Mode, Scenario, Stage};
+use metrics::{hist, record, summarise, Sample, Shards};
+use report::{Capacity, CapacityStep, Generator, LoadReport, Point, StepReport};
+
+/// Asks a run to stop gracefully (Ctrl-C).
+#[derive(Debug, Default)]
+pub struct StopSignal {
+    stopped: AtomicBool,
+    notify: Notify,
+}
+
+impl StopSignal {
+    /// Requests the stop.
+    pub fn stop(&self) {
+        self.stopped.store(true, Relaxed);
+        self.notify.notify_waiters();
+    }
+
+    /// True once requested.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Relaxed)
+    }
+
+    async fn wait(&self) {
+        let notified = self.notify.notified();
+        if !self.is_stopped() {
+            notified.await;
+        }
+    }
+}
+
+struct Control {
+    scenario: Arc<Scenario>,
+    target: Arc<Target>,
+    shards: Shards,
+    stop_starting: AtomicBool,
+    allowed_users: AtomicU64,
+    started: AtomicU64,
+    active: AtomicU64,
+    cap: Option<u64>,
+    stop: Arc<StopSignal>,
+}
+
+impl Control {
+    /// Claims the next conversation number, or `None` when starts are over.
+    fn claim(&self) -> Option<u64> {
+        if self.stop_starting.load(Relaxed) || self.stop.is_stopped() {
+            return None;
+        }
+        let n = self.started.fetch_add(1, Relaxed);
+        if self.cap.is_some_and(|c| n >= c) {
+            self.stop_starting.store(true, Relaxed);
+            return None;
+        }
+        Some(n)
+    }
+
+    async fn conversation(&self, vu: u64, n: u64, intended: Option<Instant>) {
+        let actual = Instant::now();
+        self.active.fetch_add(1, Relaxed);
+        let row = self
+            .scenario
+            .data
+            .as_ref()
+            .map(|d| (n as usize) % d.rows.len());
+        let conv = Conversation {
+            scenario: &self.scenario,
+            target: &self.target,
+        };
+        let timeout = self.target.timeout;
+        let mode = self.target.mode;
+        let result = conv
+            .run_observed(vu, n + 1, row, &mut |step, r| {
+                self.shards.with(|s| record_step(s, step, r, mode, timeout))
+            })
+            .await;
+        self.active.fetch_sub(1, Relaxed);
+        self.shards
+            .with(|s| record_conversation(s, &result, actual, intended));
+    }
+}
+
+fn failure_key(f: &Failure) -> String {
+    let short = |s: &str| s.chars().take(80).collect::<String>();
+    match f {
+        Failure::Assertion { check, .. } => format!("assertion: {}", short(check)),
+        Failure::Protocol {
+            status,
+            code,
+            message,
+        } => format!("protocol: {} {}", code.unwrap_or(*status), short(message)),
+        Failure::Transport { kind, .. } => format!("transport: {kind:?}").to_lowercase(),
+        Failure::Budget { message, .. } => format!("budget: {message}"),
+        Failure::Decode { .. } => "decode".into(),
+    }
+}
+
+fn record_step(
+    s: &mut Sample,
+    step: &crate::scenario::Step,
+    r: &StepResult,
+    mode: Mode,
+    budget: Duration,
+) {
+    if matches!(step.action, Action::Think(_)) || r.status == StepStatus::Skipped {
+        return;
+    }
+    let c = &mut s.counts;
+    let latency = Duration::from_secs_f64(r.latency_ms / 1000.0);
+    c.turns += 1;
+    let failed = r.status == StepStatus::Failed;
+    if let Some(slot) = c.step_runs.get_mut(r.index) {
+        slot.0 += 1;
+        slot.1 += u64::from(failed);
+    }
+    if let Some(f) = &r.failure {
+        c.turns_failed += 1;
+        *c.failures.entry(failure_key(f)).or_default() += 1;
+    }
+    c.assertions += r.assertions.len() as u64;
+    c.assertions_passed += r.assertions.iter().filter(|a| a.passed).count() as u64;
+    match mode {
+        Mode::Sync => {
+            c.sync_turns += 1;
+            let share = latency.as_secs_f64() / budget.as_secs_f64().max(1e-9);
+            let budget_broken = matches!(r.failure, Some(Failure::Budget { .. })) && r.polls == 0;
+            c.over_50pct += u64::from(share > 0.5 || budget_broken);
+            c.over_80pct += u64::from(share > 0.8 || budget_broken);
+            c.over_budget += u64::from(share > 1.0 || budget_broken);
+            if r.polls > 0 {
+                c.polled_turns += 1;
+                c.in_progress += u64::from(r.in_progress);
+                let _ = s.dists.polls.record(u64::from(r.polls));
+                record(&mut s.dists.poll_convergence, latency);
+            }
+        }
+        Mode::Async => {
+            c.async_turns += 1;
+            c.deliveries += u64::from(r.deliveries);
+            c.async_missing += u64::from(r.deliveries == 0);
+            c.duplicates += u64::from(r.duplicates);
+            c.reordered += u64::from(r.reordered);
+            for t in r.timings.iter().filter(|t| t.event == "delivery") {
+                record(&mut s.dists.async_delivery, Duration::from_micros(t.at_us));
+            }
+        }
+    }
+    if r.http_status.is_some() || r.failure.is_none() {
+        record(&mut s.dists.turn, latency);
+        if let Some(h) = s.dists.steps.get_mut(r.index) {
+            record(h, latency);
+        }
+    }
+}
+
+fn record_conversation(
+    s: &mut Sample,
+    r: &ScenarioResult,
+    actual: Instant,
+    intended: Option<Instant>,
+) {
+    s.counts.conversations += 1;
+    s.counts.conversations_failed += u64::from(!r.passed);
+    let end = Instant::now();
+    record(&mut s.dists.conversation, end - actual);
+    if let Some(i) = intended {
+        record(&mut s.dists.conversation_intended, end - i);
+        let lag = actual.saturating_duration_since(i);
+        record(&mut s.dists.start_lag, lag);
+        s.counts.late_starts += u64::from(lag > Duration::from_millis(10));
+    }
+}
+
+/// The value of a ramp at time `t`: linear between stage ends, starting from `initial`.
+pub fn ramp(initial: f64, stages: &[Stage], t: Duration) -> f64 {
+    let mut value = initial;
+    let mut start = Duration::ZERO;
+    for s in stages {
+        let end = start + s.over;
+        if t < end {
+            return match s.target {
+                None => value,
+                Some(target) => {
+                    value
+                        + (target - value)
+                            * ((t - start).as_secs_f64() / s.over.as_secs_f64().max(1e-9))
+                }
+            };
+        }
+        if let Some(target) = s.target {
+            value = target;
+        }
+        start = end;
+    }
+    value
+}
+
+fn stages_length(stages: &[Stage]) -> Duration {
+    stages.iter().map(|s| s.over).sum()
+}
+
+/// How long a load starts conversations for, when not given.
+pub fn default_duration(load: &Load) -> Duration {
+    match &load.model {
+        LoadModel::Closed { stages, .. } | LoadModel::Open { stages, .. } if !stages.is_empty() => {
+            stages_length(stages)
+        }
+        LoadModel::Capacity {
+            start,
+            step,
+            every,
+            max,
+            ..
+        } => {
+            let steps = if *step > 0.0 && max.is_finite() {
+                (((max - start) / step).floor() as u32 + 1).min(20)
+            } else {
+                10
+            };
+            *every * steps
+        }
+        _ => Duration::from_secs(30),
+    }
+}
+
+/// The workload, readable.
+pub fn describe(load: &Load) -> String {
+    match &load.model {
+        LoadModel::Closed { users, stages } if stages.is_empty() => {
+            format!("closed: {users} users")
+        }
+        LoadModel::Closed { users, stages } => {
+            format!("closed: {users} users, {} stage(s)", stages.len())
+        }
+        LoadModel::Open {
+            rate,
+            stages,
+            poisson,
+            max_concurrency,
+        } => format!(
+            "open: {rate}/s{}{}{}",
+            if stages.is_empty() {
+                String::new()
+            } else {
+                format!(", {} stage(s)", stages.len())
+            },
+            if *poisson { ", poisson" } else { "" },
+            max_concurrency
+                .map(|m| format!(", at most {m} concurrent"))
+                .unwrap_or_default()
+        ),
+        LoadModel::Capacity {
+            start,
+            step,
+            every,
+            max,
+            ..
+        } => {
+            format!(
+                "capacity search: {start}/s +{step}/s every {}{}",
+                crate::common::duration::format_duration(*every),
+                if max.is_finite() {
+                    format!(" up to {max}/s")
+                } else {
+                    String::new()
+                }
+            )
+        }
+    }
+}
+
+struct Aggregate {
+    total: Sample,
+    interval: Sample,
+    window: Sample,
+    series: Vec<Point>,
+    capacity: Vec<CapacityStep>,
+    aborted: Option<String>,
+    lag: hdrhistogram::Histogram<u64>,
+}
+
+fn rate_at(model: &LoadModel, t: Duration) -> Option<f64> {
+    match model {
+        LoadModel::Open { rate, stages, .. } => Some(ramp(*rate, stages, t)),
+        LoadModel::Capacity {
+            start,
+            step,
+            every,
+            max,
+            ..
+        } => {
+            let k = (t.as_secs_f64() / every.as_secs_f64().max(1e-9)).floor();
+            Some((start + step * k).min(*max))
+        }
+        LoadModel::Closed { .. } => None,
+    }
+}
+
+/// Runs the load until its duration or iteration count, a stop request, or a broken abort
+/// threshold; then lets conversations in flight finish within the grace period.
+pub async fn run(
+    scenario: Arc<Scenario>,
+    target: Arc<Target>,
+    load: Load,
+    stop: Arc<StopSignal>,
+    mut on_tick: impl FnMut(&Point, &Sample) + Send + 'static,
+) -> LoadReport {
+    let started_at = crate::protocol::ids::created_on_now();
+    let cpu_before = cpu_seconds();
+    let steps = scenario.steps.len();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let ctl = Arc::new(Control {
+        scenario: scenario.clone(),
+        target: target.clone(),
+        shards: Shards::new(threads, steps),
+        stop_starting: AtomicBool::new(false),
+        allowed_users: AtomicU64::new(0),
+        started: AtomicU64::new(0),
+        active: AtomicU64::new(0),
+        cap: load.iterations,
+        stop: stop.clone(),
+    });
+    let duration = load.duration.unwrap_or_else(|| default_duration(&load));
+    let start = Instant::now();
+    let agg = Arc::new(Mutex::new(Aggregate {
+        total: Sample::new(steps),
+        interval: Sample::new(steps),
+        window: Sample::new(steps),
+        series: Vec::new(),
+        capacity: Vec::new(),
+        aborted: None,
+        lag: hist(),
+    }));
+
+    // The aggregator: merges the shards once a second, keeps the time series, checks abort
+    // thresholds and drives the capacity search.
+    let ticker = {
+        let (ctl, agg, model, stop) = (ctl.clone(), agg.clone(), load.model.clone(), stop.clone());
+        let thresholds = scenario.thresholds.clone();
+        let labels: Vec<String> = scenario.steps.iter().map(|s| s.label.clone()).collect();
+        tokio::spawn(async move {
+            let mut next = Instant::now() + Duration::from_secs(1);
+            let mut window_start = Duration::ZERO;
+            loop {
+                tokio::time::sleep_until(next.into()).await;
+                let late = Instant::now().saturating_duration_since(next);
+                next += Duration::from_secs(1);
+                let t = start.elapsed();
+                let mut a = agg.lock().unwrap_or_else(|p| p.into_inner());
+                record(&mut a.lag, late);
+                let Aggregate {
+                    total,
+                    interval,
+                    window,
+                    series,
+                    capacity,
+                    aborted,
+                    ..
+                } = &mut *a;
+                ctl.shards.drain_into(interval);
+                let point = Point {
+                    t: t.as_secs_f64().round(),
+                    throughput: interval.counts.turns as f64,
+                    conversations: interval.counts.conversations,
+                    active: match model {
+                        LoadModel::Closed { .. } => ctl.allowed_users.load(Relaxed),
+                        _ => ctl.active.load(Relaxed),
+                    },
+                    p50_ms: q(&interval.dists.turn, 0.5),
+                    p95_ms: q(&interval.dists.turn, 0.95),
+                    p99_ms: q(&interval.dists.turn, 0.99),
+                    errors: interval.counts.turns_failed,
+                    rate: rate_at(&model, t),
+                };
+                total.add(interval);
+                window.add(interval);
+                interval.reset();
+                on_tick(&point, total);
+                series.push(point);
+                for th in thresholds.iter().filter(|th| th.abort) {
+                    let r = thresholds::evaluate(th, total, t, &labels);
+                    if !r.passed && aborted.is_none() {
+                        *aborted =
+                            Some(format!("threshold broke: {} (actual {})", r.expr, r.actual));
+                        stop.stop();
+                    }
+                }
+                if let LoadModel::Capacity { every, .. } = &model {
+                    if t >= window_start + *every {
+                        let rate = rate_at(&model, window_start).unwrap_or(0.0);
+                        let broken: Vec<String> = thresholds
+                            .iter()
+                            .map(|th| thresholds::evaluate(th, window, t - window_start, &labels))
+                            .filter(|r| !r.passed)
+                            .map(|r| format!("{} (actual {})", r.expr, r.actual))
+                            .collect();
+                        capacity.push(CapacityStep {
+                            rate,
+                            passed: broken.is_empty(),
+                            broken: broken.clone(),
+                        });
+                        window.reset();
+                        window_start = t;
+                        if !broken.is_empty() {
+                            *aborted = Some(format!(
+                                "capacity found: {rate}/s broke {}",
+                                broken.join(", ")
+                            ));
+                            ctl.stop_starting.store(true, Relaxed);
+                            stop.stop();
+                        }
+                    }
+                }
+            }
+        })
+    };
+
+    let mut tasks = JoinSet::new();
+    match &load.model {
+        LoadModel::Closed { users, stages } => {
+            let mut spawned = 0u64;
+            loop {
+                let t = start.elapsed();
+                if t >= duration || stop.is_stopped() || ctl.stop_starting.load(Relaxed) {
+                    break;
+                }
+                let desired = ramp(*users as f64, stages, t).round().max(0.0) as u64;
+                ctl.allowed_users.store(desired, Relaxed);
+                while spawned < desired {
+                    spawned += 1;
+                    let (ctl, vu) = (ctl.clone(), spawned);
+                    tasks.spawn(async move {
+                        loop {
+                            if vu > ctl.allowed_users.load(Relaxed) {
+                                if ctl.stop_starting.load(Relaxed) || ctl.stop.is_stopped() {
+                                    break;
+                                }
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                                continue;
+                            }
+                            let Some(n) = ctl.claim() else { break };
+                            ctl.conversation(vu, n, None).await;
+                        }
+                    });
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    () = stop.wait() => {}
+                }
+            }
+        }
+        LoadModel::Open {
+            poisson,
+            max_concurrency,
+            ..
+        }
+        | LoadModel::Capacity {
+            poisson,
+            max_concurrency,
+            ..
+        } => {
+            let mut next = start;
+            loop {
+                let now = Instant::now();
+                let t = now - start;
+                if t >= duration || stop.is_stopped() || ctl.stop_starting.load(Relaxed) {
+                    break;
+                }
+                let rate = rate_at(&load.model, t).unwrap_or(0.0);
+                if rate <= 0.0 {
+                    next = now;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+                let gap = if *poisson {
+                    -rand::rng().random_range(f64::EPSILON..1.0f64).ln() / rate
+                } else {
+                    1.0 / rate
+                };
+                next += Duration::from_secs_f64(gap);
+                if next > now {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(next.into()) => {}
+                        () = stop.wait() => break,
+                    }
+                }
+                if max_concurrency.is_some_and(|m| ctl.active.load(Relaxed) >= m) {
+                    ctl.shards.with(|s| s.counts.dropped_starts += 1);
+                    continue;
+                }
+                let Some(n) = ctl.claim() else { break };
+                let (ctl2, intended) = (ctl.clone(), next);
+                tasks.spawn(async move { ctl2.conversation(n + 1, n, Some(intended)).await });
+            }
+        }
+    }
+    ctl.stop_starting.store(true, Relaxed);
+    let grace = load.grace;
+    let drained =
+        tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        let cut = ctl.active.load(Relaxed);
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        ctl.shards
+            .with(|s| s.counts.conversations_interrupted += cut);
+    }
+    ticker.abort();
+    let elapsed = start.elapsed();
+    let mut a = agg.lock().unwrap_or_else(|p| p.into_inner());
+    let Aggregate {
+        total,
+        interval,
+        series,
+        capacity,
+        aborted,
+        lag,
+        ..
+    } = &mut *a;
+    ctl.shards.drain_into(interval);
+    total.add(interval);
+    if stop.is_stopped() && aborted.is_none() {
+        *aborted = Some("stopped by request (Ctrl-C)".into());
+    }
+    let labels: Vec<String> = scenario.steps.iter().map(|s| s.label.clone()).collect();
+    let threshold_results = scenario
+        .thresholds
+        .iter()
+        .map(|th| thresholds::evaluate(th, total, elapsed, &labels))
+        .collect();
+    let capacity = matches!(load.model, LoadModel::Capacity { .. }).then(|| Capacity {
+        last_passing_rate: capacity
+            .iter()
+            .take_while(|s| s.passed)
+            .last()
+            .map(|s| s.rate),
+        steps: capacity.clone(),
+    });
+    let d = &total.dists;
+    let mut distributions = std::collections::BTreeMap::new();
+    for (name, h, scale) in [
+        ("turn", &d.turn, 1000.0),
+        ("conversation", &d.conversation, 1000.0),
+        ("conversation_intended", &d.conversation_intended, 1000.0),
+        ("poll_convergence", &d.poll_convergence, 1000.0),
+        ("polls", &d.polls, 1.0),
+        ("async_delivery", &d.async_delivery, 1000.0),
+        ("start_lag", &d.start_lag, 1000.0),
+    ] {
+        distributions.insert(name.to_string(), summarise(h, scale));
+    }
+    let step_reports = scenario
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !matches!(s.action, Action::Think(_)))
+        .map(|(i, s)| StepReport {
+            label: s.label.clone(),
+            count: total.counts.step_runs.get(i).map(|r| r.0).unwrap_or(0),
+            failed: total.counts.step_runs.get(i).map(|r| r.1).unwrap_or(0),
+            latency: summarise(&d.steps[i], 1000.0),
+        })
+        .collect();
+    let cpu = cpu_seconds() - cpu_before;
+    let lag_summary = summarise(lag, 1000.0);
+    let mut warnings = Vec::new();
+    if lag_summary.p99 > 50.0 {
+        warnings.push(format!("the generator's scheduler ran late (p99 {:.0} ms): the load generator, not the target, may be the bottleneck", lag_summary.p99));
+    }
+    let late = total.counts.late_starts as f64 / total.counts.conversations.max(1) as f64;
+    if matches!(
+        load.model,
+        LoadModel::Open { .. } | LoadModel::Capacity { .. }
+    ) && late > 0.01
+    {
+        warnings.push(format!("{:.1}% of conversations started more than 10 ms late: the generator could not keep the arrival rate", late * 100.0));
+    }
+    if cpu / elapsed.as_secs_f64().max(1e-9) > 0.9 * threads as f64 {
+        warnings.push(format!(
+            "the generator used {:.0}% of {threads} cores: results may be limited by the generator",
+            100.0 * cpu / elapsed.as_secs_f64() / threads as f64
+        ));
+    }
+    LoadReport {
+        schema_version: report::LOAD_SCHEMA_VERSION.into(),
+        kind: "load".into(),
+        tool: format!("hookbench {}", env!("CARGO_PKG_VERSION")),
+        scenario: scenario.name.clone(),
+        file: scenario.file.display().to_string(),
+        target: target.message_url(),
+        workload: describe(&load),
+        started_at,
+        duration_s: elapsed.as_secs_f64(),
+        budget_ms: target.timeout.as_secs_f64() * 1000.0,
+        aborted: aborted.clone(),
+        counts: total.counts.clone(),
+        distributions,
+        steps: step_reports,
+        thresholds: threshold_results,
+        capacity,
+        timeseries: series.clone(),
+        generator: Generator {
+            cpu_seconds: cpu,
+            cpu_us_per_turn: cpu * 1e6 / total.counts.turns.max(1) as f64,
+            scheduler_lag: Some(lag_summary),
+            max_rss_mib: max_rss_mib(),
+            warnings,
+        },
+    }
+}
+
+fn q(h: &hdrhistogram::Histogram<u64>, p: f64) -> f64 {
+    if h.is_empty() {
+        0.0
+    } else {
+        h.value_at_quantile(p) as f64 / 1000.0
+    }
+}
+
+/// Process CPU time (user + system), from /proc on Linux; 0 elsewhere.
+pub fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some(after) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // Fields after the command: state is [0]; utime is field 14 of the line, [11] here.
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Peak resident memory in MiB, from /proc on Linux; 0 elsewhere.
+pub fn max_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ramps_are_linear_and_hold() {
+        let stages = [
+            Stage {
+                target: Some(100.0),
+                over: Duration::from_secs(10),
+            },
+            Stage {
+                target: None,
+                over: Duration::from_secs(10),
+            },
+            Stage {
+                target: Some(0.0),
+                over: Duration::from_secs(5),
+            },
+        ];
+        assert_eq!(ramp(0.0, &stages, Duration::from_secs(5)), 50.0);
+        assert_eq!(ramp(0.0, &stages, Duration::from_secs(15)), 100.0);
+        assert_eq!(ramp(0.0, &stages, Duration::from_millis(22_500)), 50.0);
+        assert_eq!(ramp(0.0, &stages, Duration::from_secs(60)), 0.0);
+        assert_eq!(ramp(7.0, &[], Duration::from_secs(3)), 7.0);
+    }
+}

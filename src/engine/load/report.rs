@@ -1,0 +1,144 @@
+//! The result of a load run: plain data, serialised as versioned JSON and rendered by every
+//! report. Histograms travel in HdrHistogram's serialized form so runs can be merged exactly.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::metrics::{Counts, DistSummary};
+
+/// Version of the load results format (`schemas/load-results.schema.json`).
+pub const LOAD_SCHEMA_VERSION: &str = "1.0";
+
+/// One second of the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// Seconds since the start.
+    pub t: f64,
+    /// Turns completed per second.
+    pub throughput: f64,
+    /// Conversations completed in this second.
+    pub conversations: u64,
+    /// Users (closed) or conversations in flight (open).
+    pub active: u64,
+    /// Turn latency median (ms) in this second.
+    pub p50_ms: f64,
+    /// 95th percentile (ms).
+    pub p95_ms: f64,
+    /// 99th percentile (ms).
+    pub p99_ms: f64,
+    /// Failed turns in this second.
+    pub errors: u64,
+    /// Target arrival rate (open model), per second.
+    pub rate: Option<f64>,
+}
+
+/// A threshold's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    /// As written.
+    pub expr: String,
+    /// Held.
+    pub passed: bool,
+    /// The measured value, readable (`2.3 s`, `0.12%`, `17`), or `no data`.
+    pub actual: String,
+    /// Stops the run when broken.
+    pub abort: bool,
+}
+
+/// One step of a capacity search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapacityStep {
+    /// Arrival rate (per second).
+    pub rate: f64,
+    /// Every threshold held over the step.
+    pub passed: bool,
+    /// The thresholds that broke.
+    pub broken: Vec<String>,
+}
+
+/// A capacity search's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Capacity {
+    /// The last rate that held every threshold (per second); `None` if the first step broke.
+    pub last_passing_rate: Option<f64>,
+    /// Each step.
+    pub steps: Vec<CapacityStep>,
+}
+
+/// Per step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// The step's label.
+    pub label: String,
+    /// Runs.
+    pub count: u64,
+    /// Failures.
+    pub failed: u64,
+    /// Latency (ms).
+    pub latency: DistSummary,
+}
+
+/// How the generator itself did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Generator {
+    /// CPU time used by the process (s).
+    pub cpu_seconds: f64,
+    /// CPU time per turn (µs).
+    pub cpu_us_per_turn: f64,
+    /// How late the generator's own 100 ms ticker woke (ms).
+    pub scheduler_lag: Option<DistSummary>,
+    /// Peak resident memory (MiB).
+    pub max_rss_mib: f64,
+    /// Where the generator, not the target, may be the bottleneck.
+    pub warnings: Vec<String>,
+}
+
+/// A load run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadReport {
+    /// [`LOAD_SCHEMA_VERSION`].
+    pub schema_version: String,
+    /// Always `load`.
+    pub kind: String,
+    /// `hookbench x.y.z`.
+    pub tool: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// Scenario file.
+    pub file: String,
+    /// Message URL.
+    pub target: String,
+    /// Workload, readable (`closed: 2000 users`).
+    pub workload: String,
+    /// ISO-8601 start.
+    pub started_at: String,
+    /// Wall time (s), grace included.
+    pub duration_s: f64,
+    /// The sync budget (ms).
+    pub budget_ms: f64,
+    /// Why the run stopped early, if it did.
+    pub aborted: Option<String>,
+    /// Counters.
+    pub counts: Counts,
+    /// Distributions by name (`turn`, `conversation`, `conversation_intended`, `poll_convergence`,
+    /// `polls`, `async_delivery`, `start_lag`); latencies in ms.
+    pub distributions: BTreeMap<String, DistSummary>,
+    /// Per step.
+    pub steps: Vec<StepReport>,
+    /// Thresholds.
+    pub thresholds: Vec<ThresholdResult>,
+    /// Capacity search.
+    pub capacity: Option<Capacity>,
+    /// One point per second.
+    pub timeseries: Vec<Point>,
+    /// Generator health.
+    pub generator: Generator,
+}
+
+impl LoadReport {
+    /// True when every threshold held and the run was not aborted by one.
+    pub fn passed(&self) -> bool {
+        self.thresholds.iter().all(|t| t.passed)
+    }
+}
