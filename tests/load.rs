@@ -393,3 +393,108 @@ fn html_report_renders_in_headless_chromium_with_its_charts() {
     );
     let _ = std::fs::remove_dir_all(out);
 }
+
+#[test]
+fn compare_flags_regressions_beyond_tolerance() {
+    let out = tmp("compare");
+    let ok = bin()
+        .args([
+            "run",
+            "scenarios/quickstart.yaml",
+            "--users",
+            "2",
+            "--duration",
+            "1s",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    let base = out.join("results.json");
+    let same = bin().arg("compare").arg(&base).arg(&base).output().unwrap();
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&same.stdout)
+    );
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&base).unwrap()).unwrap();
+    let p95 = v["distributions"]["turn"]["p95"].as_f64().unwrap();
+    v["distributions"]["turn"]["p95"] = serde_json::json!(p95 * 3.0 + 50.0);
+    let slower = out.join("slower.json");
+    std::fs::write(&slower, v.to_string()).unwrap();
+    let worse = bin()
+        .arg("compare")
+        .arg(&base)
+        .arg(&slower)
+        .output()
+        .unwrap();
+    assert_eq!(worse.status.code(), Some(1));
+    let table = String::from_utf8_lossy(&worse.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("turn.p95") && l.ends_with("REGRESSED")),
+        "{table}"
+    );
+    let lenient = bin()
+        .arg("compare")
+        .arg(&base)
+        .arg(&slower)
+        .args(["--latency-tolerance", "100000%"])
+        .output()
+        .unwrap();
+    assert_eq!(lenient.status.code(), Some(0));
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn live_prometheus_metrics_during_a_run() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = tmp("live");
+    let mut child = bin()
+        .args([
+            "run",
+            "scenarios/quickstart.yaml",
+            "--users",
+            "2",
+            "--duration",
+            "4s",
+            "--quiet",
+            "--metrics-listen",
+            &format!("127.0.0.1:{port}"),
+            "--out",
+        ])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut body = String::new();
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(150));
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+            let mut text = String::new();
+            let _ = s.read_to_string(&mut text);
+            if text.contains("hookbench_run_turns_total") {
+                body = text;
+                break;
+            }
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(
+        body.contains("hookbench_run_turn_latency_seconds{quantile=\"0.99\"}"),
+        "{body}"
+    );
+    let _ = std::fs::remove_dir_all(out);
+}

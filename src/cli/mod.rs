@@ -50,6 +50,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Render the HTML report again from a run's results.json.
     Report(run::ReportArgs),
+    /// Compare two runs' results.json; exit 1 on a regression beyond the tolerances.
+    Compare(run::CompareArgs),
     /// Run scenarios once each and report pass or fail (exit 1 on a failed check).
     Test(test::TestArgs),
     /// Check scenario files without running them.
@@ -90,6 +92,7 @@ pub fn main() -> ExitCode {
             Command::Test(args) => test::test(args).await,
             Command::Run(args) => run::run(args).await,
             Command::Report(args) => run::report(args),
+            Command::Compare(args) => run::compare(args),
             Command::Validate(args) => test::validate(args),
         }
     });

@@ -59,6 +59,72 @@ pub struct RunArgs {
     /// No colours.
     #[arg(long)]
     pub no_color: bool,
+    /// Serve live metrics in Prometheus text format at http://ADDR/metrics during the run.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+/// The live metrics exposition, updated once a second.
+fn prometheus(p: &load::report::Point, total: &load::metrics::Sample) -> String {
+    let c = &total.counts;
+    let h = &total.dists.turn;
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<(String, f64)>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (labels, v) in lines {
+            out.push_str(&format!("{name}{labels} {v}\n"));
+        }
+    };
+    metric(
+        "hookbench_run_turns_total",
+        "counter",
+        "Turns completed.",
+        vec![(String::new(), c.turns as f64)],
+    );
+    metric(
+        "hookbench_run_turns_failed_total",
+        "counter",
+        "Turns that failed.",
+        vec![(String::new(), c.turns_failed as f64)],
+    );
+    metric(
+        "hookbench_run_conversations_total",
+        "counter",
+        "Conversations completed.",
+        vec![(String::new(), c.conversations as f64)],
+    );
+    metric(
+        "hookbench_run_active",
+        "gauge",
+        "Users (closed) or conversations in flight (open).",
+        vec![(String::new(), p.active as f64)],
+    );
+    metric(
+        "hookbench_run_sync_over_budget_total",
+        "counter",
+        "Sync turns over the budget.",
+        vec![(String::new(), c.over_budget as f64)],
+    );
+    let quantiles = [0.5, 0.9, 0.95, 0.99, 0.999]
+        .iter()
+        .map(|q| {
+            (
+                format!("{{quantile=\"{q}\"}}"),
+                if h.is_empty() {
+                    0.0
+                } else {
+                    h.value_at_quantile(*q) as f64 / 1e6
+                },
+            )
+        })
+        .collect();
+    metric(
+        "hookbench_run_turn_latency_seconds",
+        "summary",
+        "Turn latency since the start.",
+        quantiles,
+    );
+    out
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -205,10 +271,51 @@ pub async fn run(args: RunArgs) -> Exit {
         load::describe(&load),
         target.message_url()
     );
+    let live = Arc::new(std::sync::Mutex::new(String::new()));
+    let metrics_server = match args.metrics_listen {
+        None => None,
+        Some(addr) => {
+            let live = live.clone();
+            let app = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let live = live.clone();
+                    async move {
+                        (
+                            [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                            live.lock().map(|s| s.clone()).unwrap_or_default(),
+                        )
+                    }
+                }),
+            );
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => {
+                    eprintln!(
+                        "live metrics: http://{}/metrics",
+                        l.local_addr().map(|a| a.to_string()).unwrap_or_default()
+                    );
+                    Some(tokio::spawn(async move {
+                        let _ = axum::serve(l, app).await;
+                    }))
+                }
+                Err(e) => {
+                    eprintln!("error: cannot listen on {addr}: {e}");
+                    return Exit::Usage;
+                }
+            }
+        }
+    };
     let tty = std::io::stderr().is_terminal();
     let quiet = args.quiet;
+    let live_for_ticks = live.clone();
+    let serve_live = metrics_server.is_some();
     let mut last_line = Instant::now();
     let progress = move |p: &load::report::Point, total: &load::metrics::Sample| {
+        if serve_live {
+            if let Ok(mut l) = live_for_ticks.lock() {
+                *l = prometheus(p, total);
+            }
+        }
         if quiet {
             return;
         }
@@ -237,6 +344,9 @@ pub async fn run(args: RunArgs) -> Exit {
         eprintln!();
     }
     environment.shutdown().await;
+    if let Some(server) = metrics_server {
+        server.abort();
+    }
     print!("{}", terminal::load_summary(&report, style));
     let written = write_outputs(&report, &out_dir);
     match &written {
@@ -316,5 +426,65 @@ pub fn report(args: ReportArgs) -> Exit {
             eprintln!("error: {e}");
             Exit::Usage
         }
+    }
+}
+
+/// Arguments of `hookbench compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The baseline results.json.
+    pub base: PathBuf,
+    /// The new results.json.
+    pub new: PathBuf,
+    /// Allowed relative latency increase (p50/p95/p99 of turns, conversations, steps).
+    #[arg(long, default_value = "10%", value_parser = parse_percent)]
+    pub latency_tolerance: f64,
+    /// Allowed increase of the error rate, in percentage points.
+    #[arg(long, default_value = "0.1%", value_parser = parse_percent)]
+    pub error_tolerance: f64,
+    /// Allowed relative throughput decrease.
+    #[arg(long, default_value = "10%", value_parser = parse_percent)]
+    pub throughput_tolerance: f64,
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let v = s
+        .trim_end_matches('%')
+        .trim()
+        .parse::<f64>()
+        .map_err(|_| format!("`{s}` is not a percentage"))?;
+    Ok(v / 100.0)
+}
+
+fn read_results(path: &std::path::Path) -> Result<LoadReport, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not hookbench load results: {e}", path.display()))
+}
+
+/// `hookbench compare`: exits 1 on a regression beyond the tolerances.
+pub fn compare(args: CompareArgs) -> Exit {
+    let (base, new) = match (read_results(&args.base), read_results(&args.new)) {
+        (Ok(b), Ok(n)) => (b, n),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
+    let tol = crate::reports::compare::Tolerances {
+        latency: args.latency_tolerance,
+        error_rate: args.error_tolerance,
+        throughput: args.throughput_tolerance,
+    };
+    let rows = crate::reports::compare::compare(&base, &new, tol);
+    print!("{}", crate::reports::compare::render(&rows));
+    let regressions = rows.iter().filter(|r| r.regressed).count();
+    if regressions > 0 {
+        println!("\n{regressions} regression(s) beyond tolerance");
+        Exit::Failed
+    } else {
+        println!("\nno regression beyond tolerance");
+        Exit::Ok
     }
 }

@@ -1,6 +1,7 @@
 //! Reports: each one a function of the result data.
 
 pub mod charts;
+pub mod compare;
 pub mod html;
 pub mod junit;
 pub mod terminal;
