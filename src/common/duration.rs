@@ -59,6 +59,23 @@ pub async fn pause(d: Duration) {
     }
 }
 
+/// Waits until `deadline` with sub-millisecond accuracy: tokio's timer fires on millisecond
+/// ticks after the deadline, which would add up to a millisecond or more to every injected
+/// latency; the last stretch is covered by yielding to the scheduler instead.
+pub async fn pause_until(deadline: std::time::Instant) {
+    const SPIN: Duration = Duration::from_micros(1500);
+    let now = std::time::Instant::now();
+    if deadline <= now {
+        return;
+    }
+    if deadline - now > SPIN {
+        tokio::time::sleep_until((deadline - SPIN).into()).await;
+    }
+    while std::time::Instant::now() < deadline {
+        tokio::task::yield_now().await;
+    }
+}
+
 /// Formats a duration the way it would be written in a file (`1.5s`, `250ms`).
 pub fn format_duration(d: Duration) -> String {
     let nanos = d.as_nanos();

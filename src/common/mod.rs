@@ -2,4 +2,4 @@
 
 pub mod duration;
 
-pub use duration::{pause, Delay, DurationSpec};
+pub use duration::{pause, pause_until, Delay, DurationSpec};

@@ -316,6 +316,21 @@ impl Validator<'_> {
     fn uint(&mut self, node: &At<Node>, path: &str) -> Option<u64> {
         match node.value {
             Node::Int(i) if i >= 0 => Some(i as u64),
+            // `${USERS}` and quoted numbers arrive as text.
+            Node::Str(ref s) if s.contains("${") || s.trim().parse::<u64>().is_ok() => {
+                let text = self.text(node, path)?;
+                match text.trim().parse::<u64>() {
+                    Ok(n) => Some(n),
+                    Err(_) => {
+                        self.err(
+                            node.pos,
+                            path,
+                            format!("expected a whole number ≥ 0, found `{text}`"),
+                        );
+                        None
+                    }
+                }
+            }
             ref other => {
                 let kind = other.kind();
                 self.err(

@@ -352,7 +352,7 @@ async fn message(
     match injected {
         Injected::Drop => return dropped(),
         Injected::Status(code) => {
-            crate::common::pause(latency).await;
+            crate::common::pause_until(arrived + latency).await;
             return error(version, injected_kind(code));
         }
         Injected::None | Injected::Malformed => {}
@@ -399,7 +399,7 @@ async fn message(
     let response = match instance.mode {
         Mode::Async => {
             delivery::spawn(state.clone(), idx, version, user, turn);
-            crate::common::pause(latency).await;
+            crate::common::pause_until(arrived + latency).await;
             match version {
                 Version::V1 => json(StatusCode::OK, &serde_json::json!({})),
                 Version::V2 => json(StatusCode::OK, &v2::Response::async_ack(ids::trace_id())),
@@ -410,7 +410,7 @@ async fn message(
             if latency > instance.sync_timeout {
                 return timed_out(&state, version, instance.sync_timeout).await;
             }
-            crate::common::pause(latency).await;
+            crate::common::pause_until(arrived + latency).await;
             json(StatusCode::OK, &body)
         }
         Mode::Sync => {
@@ -418,7 +418,7 @@ async fn message(
             if work > instance.sync_timeout {
                 return timed_out(&state, version, instance.sync_timeout).await;
             }
-            crate::common::pause(work).await;
+            crate::common::pause_until(arrived + work).await;
             match version {
                 Version::V1 => json(StatusCode::OK, &v1_body(&state, &turn.segments, None)),
                 Version::V2 => json(StatusCode::OK, &v2_body(&state, &turn.segments, &user)),
@@ -553,7 +553,7 @@ async fn poll(
     let faults = &state.bot.instances[instance as usize].faults;
     if !faults.latency.is_zero() {
         let latency = faults.latency(&mut rand::rng());
-        crate::common::pause(latency).await;
+        crate::common::pause_until(now + latency).await;
     }
     json(StatusCode::OK, &body)
 }

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# hookbench against oha and wrk, in one run on this machine: the same V2 request with the same
+# token against the same simulator process, with hookbench's checks on. Prints requests per
+# second and generator CPU time per request for each tool, and hookbench's ratios to the others.
+#
+#   benches/load_vs.sh                   # 10 s each, 64 connections/users
+#   DURATION=20 CONNS=128 benches/load_vs.sh
+#
+# The simulator is pinned to CPU 0 and each generator to CPU 1 (2-core machine). oha is used
+# when installed (`cargo install oha`); wrk is installed with apt-get when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-64}
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+cargo build --release --quiet --bin hookbench
+tmp=$(mktemp -d)
+sim_pid=
+cleanup() { [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+pin() { if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then exec taskset -c "$1" "${@:2}"; else exec "${@:2}"; fi; }
+
+pin 0 target/release/hookbench sim --listen 127.0.0.1:0 --print-config json --log error >"$tmp/sim.json" &
+sim_pid=$!
+for _ in $(seq 100); do [ -s "$tmp/sim.json" ] && break; sleep 0.1; done
+read -r url id secret < <(python3 -c 'import json,sys; c=json.loads(open(sys.argv[1]).readline()); print(c["instances"][0]["v2_url"], c["client_id"], c["client_secret"])' "$tmp/sim.json")
+export HOOKBENCH_CLIENT_ID=$id HOOKBENCH_CLIENT_SECRET=$secret
+token=$(target/release/hookbench token --user bench --client-id "$id" --client-secret "$secret" --expires-in 2h)
+body='{"message":{"type":"text","val":"balance"},"from":{"id":"bench"},"to":{"id":"x"}}'
+
+# Generators run on CPU 1 under /usr/bin/time, which records their user+system CPU seconds.
+on1=()
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then on1=(taskset -c 1); fi
+timed() { /usr/bin/time -f "%U %S" -o "$tmp/time" "${on1[@]}" "$@"; }
+cpu() { awk '{print $1 + $2}' "$tmp/time"; }
+
+results=()
+# wrk
+cat >"$tmp/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body   = '$body'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "bearer $token"
+LUA
+timed wrk -t1 -c"$CONNS" -d"${DURATION}s" -s "$tmp/post.lua" "$url" >"$tmp/wrk.out"
+n=$(awk '/requests in/ {print $1}' "$tmp/wrk.out")
+results+=("wrk $n $(cpu)")
+# oha
+if command -v oha >/dev/null; then
+  timed oha -z "${DURATION}s" -c "$CONNS" --no-tui --output-format json -m POST -H "Authorization: bearer $token" -H "Content-Type: application/json" -d "$body" "$url" >"$tmp/oha.json"
+  n=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(d["statusCodeDistribution"].values()))' "$tmp/oha.json")
+  results+=("oha $n $(cpu)")
+fi
+# hookbench, checks on
+timed target/release/hookbench run benches/scenarios/one-step.yaml --users "$CONNS" --duration "${DURATION}s" --grace 5s --quiet --target "$url" --out "$tmp/hb" >/dev/null || true
+n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["counts"]["turns"])' "$tmp/hb/results.json")
+results+=("hookbench $n $(cpu)")
+
+python3 - "$DURATION" "${results[@]}" <<'PY'
+import sys
+dur = float(sys.argv[1])
+rows = [r.split() for r in sys.argv[2:]]
+stats = {name: (int(n) / dur, float(cpu) * 1e6 / max(int(n), 1)) for name, n, cpu in rows}
+print(f'{"tool":<10} {"req/s":>10} {"CPU µs/req":>11}')
+for name, (rps, cpu) in stats.items():
+    print(f'{name:<10} {rps:>10.0f} {cpu:>11.1f}')
+hb = stats["hookbench"]
+for other in ("oha", "wrk"):
+    if other in stats:
+        o = stats[other]
+        print(f'hookbench/{other}: throughput x{hb[0] / o[0]:.2f}, CPU per request x{hb[1] / o[1]:.2f} (lower is better)')
+PY
