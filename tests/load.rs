@@ -498,3 +498,34 @@ fn live_prometheus_metrics_during_a_run() {
     );
     let _ = std::fs::remove_dir_all(out);
 }
+
+#[test]
+fn http2_to_the_simulator() {
+    let out = tmp("h2");
+    let r = bin()
+        .args([
+            "run",
+            "scenarios/quickstart.yaml",
+            "--users",
+            "4",
+            "--duration",
+            "1s",
+            "--quiet",
+            "--http2",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert!(v["counts"]["turns"].as_u64().unwrap() > 10);
+    assert_eq!(v["counts"]["turns_failed"], 0);
+    let _ = std::fs::remove_dir_all(out);
+}

@@ -59,6 +59,10 @@ pub struct RunArgs {
     /// No colours.
     #[arg(long)]
     pub no_color: bool,
+    /// Speak HTTP/2 (h2c, prior knowledge) to plain-text targets: users multiplexed over few
+    /// connections instead of HTTP/1.1 keep-alive.
+    #[arg(long)]
+    pub http2: bool,
     /// Serve live metrics in Prometheus text format at http://ADDR/metrics during the run.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<std::net::SocketAddr>,
@@ -222,7 +226,13 @@ pub async fn run(args: RunArgs) -> Exit {
         client_id: args.client_id.clone(),
         client_secret: args.client_secret.clone().map(Secret),
     };
-    let mut environment = Environment::default();
+    let version = if args.http2 {
+        crate::client::http::HttpVersion::Http2
+    } else {
+        crate::client::http::HttpVersion::Http1
+    };
+    let mut environment =
+        Environment::with_client(crate::client::HttpClient::with_version(version));
     let target = match environment.resolve(&scenario, &opts).await {
         Ok(t) => t,
         Err(e) => {

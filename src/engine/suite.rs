@@ -35,6 +35,14 @@ pub struct Environment {
 }
 
 impl Environment {
+    /// An environment whose targets use this client (e.g. HTTP/2).
+    pub fn with_client(http: HttpClient) -> Self {
+        Self {
+            http,
+            ..Default::default()
+        }
+    }
+
     /// Starts (once) the embedded simulator with its receiver wired as POST_URL.
     async fn embedded(&mut self) -> Result<(&RunningSim, Receiver), String> {
         if self.sim.is_none() {
