@@ -265,13 +265,14 @@ pub async fn run(args: RunArgs) -> Exit {
     let stop = Arc::new(StopSignal::default());
     {
         let stop = stop.clone();
+        let mut signals = super::StopSignals::install();
         tokio::spawn(async move {
-            super::stop_signal().await;
+            signals.wait().await;
             eprintln!(
                 "\nstopping: letting conversations in flight finish (Ctrl-C again to quit now)"
             );
             stop.stop();
-            super::stop_signal().await;
+            signals.wait().await;
             std::process::exit(130);
         });
     }

@@ -64,6 +64,7 @@ pub async fn run(args: SimArgs) -> Exit {
         record: args.record.clone(),
         grace: args.grace.get().max(Duration::from_millis(1)),
     };
+    let mut signals = super::StopSignals::install();
     let sim = match RunningSim::start(config, args.listen).await {
         Ok(s) => s,
         Err(e) => {
@@ -81,7 +82,7 @@ pub async fn run(args: SimArgs) -> Exit {
     for i in &info.instances {
         tracing::info!(instance = %i.id, mode = ?i.mode, polling = i.polling, v2 = %i.v2_url, "channel instance");
     }
-    super::stop_signal().await;
+    signals.wait().await;
     tracing::info!("shutting down");
     sim.shutdown().await;
     Exit::Ok
