@@ -29,6 +29,31 @@ impl From<Exit> for ExitCode {
     }
 }
 
+/// The target options `test` and `run` share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TargetArgs {
+    /// Webhook URL for scenarios without their own `target.url` (default: the embedded simulator).
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Client id for targets whose scenario has no `auth:`.
+    #[arg(long, env = "HOOKBENCH_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// Client secret for targets whose scenario has no `auth:`.
+    #[arg(long, env = "HOOKBENCH_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+}
+
+impl TargetArgs {
+    /// As engine options.
+    pub fn options(&self) -> crate::engine::suite::TestOptions {
+        crate::engine::suite::TestOptions {
+            target: self.target.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone().map(crate::scenario::Secret),
+        }
+    }
+}
+
 /// hookbench: load testing and conformance for chatbot Webhook channels (V1 and V2).
 #[derive(Debug, Parser)]
 #[command(name = "hookbench", version, about, long_about = None)]

@@ -10,9 +10,9 @@ use clap::Args;
 use super::Exit;
 use crate::common::DurationSpec;
 use crate::engine::load::{self, report::LoadReport, StopSignal};
-use crate::engine::suite::{Environment, TestOptions};
+use crate::engine::suite::Environment;
 use crate::reports::{html, junit, terminal};
-use crate::scenario::{LoadModel, Secret};
+use crate::scenario::LoadModel;
 
 /// Arguments of `hookbench run`.
 #[derive(Debug, Args)]
@@ -41,15 +41,9 @@ pub struct RunArgs {
     /// How long conversations in flight may finish after the stop.
     #[arg(long)]
     pub grace: Option<DurationSpec>,
-    /// Webhook URL when the scenario has no `target.url` (default: the embedded simulator).
-    #[arg(long, value_name = "URL")]
-    pub target: Option<String>,
-    /// Client id for a target without `auth:`.
-    #[arg(long, env = "HOOKBENCH_CLIENT_ID")]
-    pub client_id: Option<String>,
-    /// Client secret for a target without `auth:`.
-    #[arg(long, env = "HOOKBENCH_CLIENT_SECRET", hide_env_values = true)]
-    pub client_secret: Option<String>,
+    /// Where to send.
+    #[command(flatten)]
+    pub target: super::TargetArgs,
     /// Output folder (default `reports/<time>-<name>/`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -221,11 +215,7 @@ pub async fn run(args: RunArgs) -> Exit {
     {
         load.duration = Some(Duration::from_secs(30));
     }
-    let opts = TestOptions {
-        target: args.target.clone(),
-        client_id: args.client_id.clone(),
-        client_secret: args.client_secret.clone().map(Secret),
-    };
+    let opts = args.target.options();
     let version = if args.http2 {
         crate::client::http::HttpVersion::Http2
     } else {

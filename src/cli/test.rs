@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::Exit;
-use crate::engine::suite::{self, TestOptions};
+use crate::engine::suite;
 use crate::reports::{self, terminal};
-use crate::scenario::{self, Diag, Scenario, Secret};
+use crate::scenario::{self, Diag, Scenario};
 
 /// Arguments of `hookbench test`.
 #[derive(Debug, Args)]
@@ -17,15 +17,9 @@ pub struct TestArgs {
     /// *.steps.yaml).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// Webhook URL for scenarios without their own `target.url` (default: the embedded simulator).
-    #[arg(long, value_name = "URL")]
-    pub target: Option<String>,
-    /// Client id for targets whose scenario has no `auth:`.
-    #[arg(long, env = "HOOKBENCH_CLIENT_ID")]
-    pub client_id: Option<String>,
-    /// Client secret for targets whose scenario has no `auth:`.
-    #[arg(long, env = "HOOKBENCH_CLIENT_SECRET", hide_env_values = true)]
-    pub client_secret: Option<String>,
+    /// Where to send.
+    #[command(flatten)]
+    pub target: super::TargetArgs,
     /// Write JUnit XML here.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -161,17 +155,13 @@ pub async fn test(args: TestArgs) -> Exit {
             return Exit::Usage;
         }
     };
-    if let Some(t) = &args.target {
+    if let Some(t) = &args.target.target {
         if let Err(e) = crate::protocol::WebhookUrl::parse(t) {
             eprintln!("error: --target: {e}");
             return Exit::Usage;
         }
     }
-    let opts = TestOptions {
-        target: args.target.clone(),
-        client_id: args.client_id.clone(),
-        client_secret: args.client_secret.clone().map(Secret),
-    };
+    let opts = args.target.options();
     let style = terminal::Style {
         color: !args.no_color
             && std::io::stdout().is_terminal()

@@ -173,24 +173,8 @@ impl Conversation<'_> {
 
     async fn step(&self, step: &Step, state: &mut State) -> StepResult {
         let mut result = StepResult {
-            index: step.index,
-            label: step.label.clone(),
-            file: step.file.display().to_string(),
-            line: step.pos.line,
             status: StepStatus::Passed,
-            http_status: None,
-            latency_ms: 0.0,
-            first_byte_ms: None,
-            polls: 0,
-            in_progress: 0,
-            deliveries: 0,
-            duplicates: 0,
-            reordered: 0,
-            texts: Vec::new(),
-            assertions: Vec::new(),
-            failure: None,
-            curl: None,
-            timings: Vec::new(),
+            ..skipped(step)
         };
         if let Some(think) = step.think {
             let wait = think.sample(&mut rand::rng());
@@ -823,6 +807,7 @@ fn fail(mut r: StepResult, f: Failure) -> StepResult {
     r
 }
 
+/// A step's result before it runs (and as reported when it never does).
 fn skipped(step: &Step) -> StepResult {
     StepResult {
         index: step.index,

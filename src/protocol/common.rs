@@ -138,3 +138,29 @@ pub fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Er
         ))),
     }
 }
+
+/// `set_task_end`/`task_end` for a response type with the four task fields (`endOfTask`,
+/// `endReason`, `completedTaskId`, `completedTaskName`), which V1 and V2 bodies share.
+macro_rules! task_fields {
+    ($ty:ty) => {
+        impl $ty {
+            /// Sets the task fields.
+            pub fn set_task_end(&mut self, end: &TaskEnd) {
+                self.end_of_task = Some(true);
+                self.end_reason = Some(end.reason.clone());
+                self.completed_task_id = Some(end.task_id.clone());
+                self.completed_task_name = Some(end.task_name.clone());
+            }
+
+            /// The task fields, when `endOfTask` is true.
+            pub fn task_end(&self) -> Option<TaskEnd> {
+                (self.end_of_task == Some(true)).then(|| TaskEnd {
+                    reason: self.end_reason.clone().unwrap_or_default(),
+                    task_id: self.completed_task_id.clone().unwrap_or_default(),
+                    task_name: self.completed_task_name.clone().unwrap_or_default(),
+                })
+            }
+        }
+    };
+}
+pub(crate) use task_fields;

@@ -141,24 +141,9 @@ impl Response {
             Some(other) => vec![other],
         }
     }
-
-    /// Sets the task fields.
-    pub fn set_task_end(&mut self, end: &TaskEnd) {
-        self.end_of_task = Some(true);
-        self.end_reason = Some(end.reason.clone());
-        self.completed_task_id = Some(end.task_id.clone());
-        self.completed_task_name = Some(end.task_name.clone());
-    }
-
-    /// The task fields, when `endOfTask` is true.
-    pub fn task_end(&self) -> Option<TaskEnd> {
-        (self.end_of_task == Some(true)).then(|| TaskEnd {
-            reason: self.end_reason.clone().unwrap_or_default(),
-            task_id: self.completed_task_id.clone().unwrap_or_default(),
-            task_name: self.completed_task_name.clone().unwrap_or_default(),
-        })
-    }
 }
+
+crate::protocol::common::task_fields!(Response);
 
 #[cfg(test)]
 mod tests {
