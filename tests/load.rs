@@ -529,3 +529,13 @@ fn http2_to_the_simulator() {
     assert_eq!(v["counts"]["turns_failed"], 0);
     let _ = std::fs::remove_dir_all(out);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_per_user() {
+    let text = format!("{QUICK}load: {{ users: 3, duration: 1s, connections: per_user }}\n");
+    let s = scenario(&text);
+    assert!(s.load.as_ref().unwrap().connection_per_user);
+    let r = run(&text, TestOptions::default()).await;
+    assert!(r.counts.conversations > 3);
+    assert_eq!(r.counts.turns_failed, 0);
+}

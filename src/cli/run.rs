@@ -53,6 +53,10 @@ pub struct RunArgs {
     /// No colours.
     #[arg(long)]
     pub no_color: bool,
+    /// Give each user (closed) or conversation (open) connections of its own instead of one
+    /// shared keep-alive pool.
+    #[arg(long)]
+    pub connection_per_user: bool,
     /// Speak HTTP/2 (h2c, prior knowledge) to plain-text targets: users multiplexed over few
     /// connections instead of HTTP/1.1 keep-alive.
     #[arg(long)]
@@ -208,6 +212,7 @@ pub async fn run(args: RunArgs) -> Exit {
     if let Some(g) = args.grace {
         load.grace = g.get();
     }
+    load.connection_per_user |= args.connection_per_user;
     if args.users.is_some()
         && args.duration.is_none()
         && load.duration.is_none()

@@ -72,6 +72,7 @@ pub enum HttpVersion {
 pub struct HttpClient {
     inner: reqwest::Client,
     plain: Plain,
+    version: HttpVersion,
 }
 
 impl Default for HttpClient {
@@ -94,19 +95,21 @@ impl HttpClient {
             .user_agent(concat!("hookbench/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        connector.set_nodelay(true);
-        let mut builder =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
-        builder
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(usize::MAX);
-        if version == HttpVersion::Http2 {
-            builder.http2_only(true);
-        }
         Self {
             inner,
-            plain: builder.build(connector),
+            plain: plain_pool(version),
+            version,
+        }
+    }
+
+    /// A client with its own plain-text connection pool and the same settings (one connection
+    /// per user). HTTPS targets keep sharing one pool: a TLS client per user would cost a root
+    /// store each.
+    pub fn fresh(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            plain: plain_pool(self.version),
+            version: self.version,
         }
     }
 
@@ -229,6 +232,20 @@ impl HttpClient {
             total: sent.elapsed(),
         })
     }
+}
+
+fn plain_pool(version: HttpVersion) -> Plain {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_nodelay(true);
+    let mut builder =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
+    builder
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(usize::MAX);
+    if version == HttpVersion::Http2 {
+        builder.http2_only(true);
+    }
+    builder.build(connector)
 }
 
 fn chain(e: &dyn std::error::Error) -> String {

@@ -442,6 +442,9 @@ pub struct Load {
     pub iterations: Option<u64>,
     /// How long in-flight conversations may finish after the stop.
     pub grace: Duration,
+    /// Each user (closed) or conversation (open) on connections of its own, instead of one
+    /// keep-alive pool shared by all.
+    pub connection_per_user: bool,
 }
 
 impl Default for Load {
@@ -454,6 +457,7 @@ impl Default for Load {
             duration: None,
             iterations: None,
             grace: Duration::from_secs(30),
+            connection_per_user: false,
         }
     }
 }

@@ -668,6 +668,7 @@ impl Validator<'_> {
                 "duration",
                 "iterations",
                 "grace",
+                "connections",
             ],
             "load",
         );
@@ -759,6 +760,18 @@ impl Validator<'_> {
         load.iterations = g("iterations").and_then(|d| self.uint(d, "load.iterations"));
         if let Some(gr) = g("grace").and_then(|d| self.duration(d, "load.grace")) {
             load.grace = gr;
+        }
+        match g("connections")
+            .and_then(|c| self.text(c, "load.connections"))
+            .as_deref()
+        {
+            None | Some("shared") => {}
+            Some("per_user") => load.connection_per_user = true,
+            Some(other) => self.err(
+                g("connections").expect("present").pos,
+                "load.connections",
+                format!("connections are `shared` or `per_user`, not `{other}`"),
+            ),
         }
         Some(load)
     }

@@ -73,7 +73,8 @@ impl Control {
         Some(n)
     }
 
-    async fn conversation(&self, vu: u64, n: u64, intended: Option<Instant>) {
+    /// Runs one conversation on `own` connections when given, else on the shared pool.
+    async fn conversation(&self, vu: u64, n: u64, intended: Option<Instant>, own: Option<&Target>) {
         let actual = Instant::now();
         self.active.fetch_add(1, Relaxed);
         let row = self
@@ -83,7 +84,7 @@ impl Control {
             .map(|d| (n as usize) % d.rows.len());
         let conv = Conversation {
             scenario: &self.scenario,
-            target: &self.target,
+            target: own.unwrap_or(&self.target),
         };
         let timeout = self.target.timeout;
         let mode = self.target.mode;
@@ -436,6 +437,7 @@ pub async fn run(
     };
 
     let mut tasks = JoinSet::new();
+    let per_user = load.connection_per_user;
     match &load.model {
         LoadModel::Closed { users, stages } => {
             let mut spawned = 0u64;
@@ -449,6 +451,10 @@ pub async fn run(
                 while spawned < desired {
                     spawned += 1;
                     let (ctl, vu) = (ctl.clone(), spawned);
+                    let own = per_user.then(|| Target {
+                        http: ctl.target.http.fresh(),
+                        ..(*ctl.target).clone()
+                    });
                     tasks.spawn(async move {
                         loop {
                             if vu > ctl.allowed_users.load(Relaxed) {
@@ -459,7 +465,7 @@ pub async fn run(
                                 continue;
                             }
                             let Some(n) = ctl.claim() else { break };
-                            ctl.conversation(vu, n, None).await;
+                            ctl.conversation(vu, n, None, own.as_ref()).await;
                         }
                     });
                 }
@@ -510,7 +516,14 @@ pub async fn run(
                 }
                 let Some(n) = ctl.claim() else { break };
                 let (ctl2, intended) = (ctl.clone(), next);
-                tasks.spawn(async move { ctl2.conversation(n + 1, n, Some(intended)).await });
+                let own = per_user.then(|| Target {
+                    http: ctl.target.http.fresh(),
+                    ..(*ctl.target).clone()
+                });
+                tasks.spawn(async move {
+                    ctl2.conversation(n + 1, n, Some(intended), own.as_ref())
+                        .await
+                });
             }
         }
     }
