@@ -203,6 +203,14 @@ impl Conversation<'_> {
                     .await
             }
         };
+        reply.skip_merged = !step
+            .expect
+            .iter()
+            .any(|c| matches!(c.kind, CheckKind::JsonPath { .. }))
+            && !step
+                .capture
+                .iter()
+                .any(|c| matches!(c.source, CaptureSource::JsonPath(_)));
         reply.assemble(self.target.version);
         if reply.form.is_some() {
             state.form = reply.form.clone();
@@ -211,7 +219,6 @@ impl Conversation<'_> {
         result.latency_ms = ms(reply.latency);
         result.polls = reply.polls;
         result.in_progress = reply.in_progress;
-        result.texts = reply.texts.clone();
         // A protocol error is the turn's answer when the step checks the status (negative tests).
         let checks_status = step
             .expect
@@ -244,6 +251,7 @@ impl Conversation<'_> {
                 }
             }
         }
+        result.texts = std::mem::take(&mut reply.texts);
         let first_failed =
             result
                 .assertions

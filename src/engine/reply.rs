@@ -34,6 +34,9 @@ pub struct Reply {
     pub in_progress: u32,
     /// The poll loop reached a final body (true for turns without polling).
     pub converged: bool,
+    /// Leave `merged` empty: no JSONPath check or capture will read it (saves a copy of every
+    /// message on the load engine's hot path).
+    pub skip_merged: bool,
 }
 
 fn task_from(body: &Value) -> Option<TaskEnd> {
@@ -72,7 +75,9 @@ impl Reply {
                         .into_iter()
                         .flatten()
                     {
-                        items.push(item.clone());
+                        if !self.skip_merged {
+                            items.push(item.clone());
+                        }
                         let val = item.get("val").cloned().unwrap_or(Value::Null);
                         match item.get("type").and_then(Value::as_str) {
                             Some("form") => {
@@ -92,7 +97,9 @@ impl Reply {
                     let parsed: crate::protocol::v1::Response =
                         serde_json::from_value(body.clone()).unwrap_or_default();
                     for m in parsed.messages() {
-                        items.push(m.clone());
+                        if !self.skip_merged {
+                            items.push(m.clone());
+                        }
                         if let Some(t) = template::text_of(m) {
                             self.texts.push(t);
                         }
@@ -103,6 +110,9 @@ impl Reply {
                     }
                 }
             }
+        }
+        if self.skip_merged {
+            return;
         }
         let mut merged: Map<String, Value> = self
             .bodies
@@ -150,6 +160,22 @@ mod tests {
         assert_eq!(r.merged["data"].as_array().unwrap().len(), 2);
         assert!(r.merged.get("pollId").is_none());
         assert_eq!(r.task_end.unwrap().reason, "Fulfilled");
+    }
+
+    #[test]
+    fn skipping_the_merged_document_keeps_everything_else() {
+        let mut r = Reply {
+            bodies: vec![
+                json!({"data": [{"type": "text", "val": "a"}], "_v": "v2", "endOfTask": true}),
+            ],
+            skip_merged: true,
+            ..Default::default()
+        };
+        r.assemble(Version::V2);
+        assert_eq!(r.texts, ["a"]);
+        assert_eq!(r.messages.len(), 1);
+        assert!(r.task_end.is_some());
+        assert_eq!(r.merged, Value::Null);
     }
 
     #[test]
