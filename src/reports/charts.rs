@@ -97,9 +97,11 @@ pub fn line(
             (4.0, "99.99%"),
         ] {
             if x <= x1 + 1e-9 {
+                // The last label would run off the plot's right edge if centred.
+                let anchor = if x + 1.0 > x1 { "end" } else { "middle" };
                 let _ = write!(
                     svg,
-                    r#"<text x="{}" y="{}" class="tick" text-anchor="middle">{label}</text>"#,
+                    r#"<text x="{}" y="{}" class="tick" text-anchor="{anchor}">{label}</text>"#,
                     px(x),
                     H - B + 16.0
                 );
