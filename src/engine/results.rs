@@ -215,6 +215,8 @@ pub struct Summary {
     pub assertions_failed: usize,
     /// Failures by class.
     pub failures: std::collections::BTreeMap<String, usize>,
+    /// Async deliveries the receiver got for no user of the run.
+    pub unmatched_deliveries: u64,
 }
 
 /// A `hookbench test` run.

@@ -82,6 +82,15 @@ impl Environment {
         Ok(r)
     }
 
+    /// Async deliveries addressed to no user of this run (all receivers).
+    pub fn unmatched_deliveries(&self) -> u64 {
+        self.receivers
+            .values()
+            .chain(self.embedded_receiver.iter())
+            .map(Receiver::unmatched)
+            .sum()
+    }
+
     /// Stops what was started.
     pub async fn shutdown(mut self) {
         if let Some(sim) = self.sim.take() {
@@ -266,10 +275,13 @@ pub async fn run(
             }
         }
     }
+    let unmatched = env.unmatched_deliveries();
     env.shutdown().await;
-    TestReport::new(
+    let mut report = TestReport::new(
         started_at,
         started.elapsed().as_secs_f64() * 1000.0,
         results,
-    )
+    );
+    report.summary.unmatched_deliveries = unmatched;
+    report
 }

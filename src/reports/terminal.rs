@@ -96,6 +96,13 @@ pub fn summary(s: &Summary, duration_ms: f64) -> String {
         s.assertions,
         duration_ms / 1000.0
     );
+    if s.unmatched_deliveries > 0 {
+        let _ = write!(
+            line,
+            "; {} async deliveries for no user of the run",
+            s.unmatched_deliveries
+        );
+    }
     if !s.failures.is_empty() {
         let classes: Vec<String> = s
             .failures

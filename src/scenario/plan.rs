@@ -206,8 +206,6 @@ pub struct Step {
     pub custom_data: Option<Value>,
     /// `interactiveLanguage`.
     pub language: Option<String>,
-    /// Free-form labels.
-    pub labels: Vec<String>,
 }
 
 /// What a step sends.

@@ -1298,7 +1298,6 @@ impl Validator<'_> {
             tags: None,
             custom_data: None,
             language: None,
-            labels: Vec::new(),
         };
         for (k, v) in entries {
             let p = join(path, &k.value);

@@ -158,37 +158,26 @@ async fn one_shot_upload() {
     assert_eq!(h.sim.state.files.lock().unwrap()[id].name, "doc.txt");
 }
 
+/// Asks for an upload token on `channel`, with or without a bearer token.
+async fn token_request(h: &Harness, channel: Option<&str>, authorized: bool) -> Reply {
+    let mut req = h.http.post(h.sim.endpoints().upload_token(channel));
+    if authorized {
+        req = req.header("authorization", format!("bearer {}", h.token("u")));
+    }
+    Reply::from(req.send().await.unwrap()).await
+}
+
 #[tokio::test]
 async fn uploads_need_a_token_and_a_known_channel() {
     let h = Harness::demo().await;
-    let r = Reply::from(
-        h.http
-            .post(h.sim.endpoints().upload_token(None))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(r.status, 401);
-    let r = Reply::from(
-        h.http
-            .post(h.sim.endpoints().upload_token(Some("ivrInst-nope")))
-            .header("authorization", format!("bearer {}", h.token("u")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(r.status, 404);
+    assert_eq!(token_request(&h, None, false).await.status, 401);
+    assert_eq!(
+        token_request(&h, Some("ivrInst-nope"), true).await.status,
+        404
+    );
     // The second instance uses its id as channelType.
-    let r = Reply::from(
-        h.http
-            .post(h.sim.endpoints().upload_token(Some("ivrInst-nopoll")))
-            .header("authorization", format!("bearer {}", h.token("u")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(r.status, 200);
+    assert_eq!(
+        token_request(&h, Some("ivrInst-nopoll"), true).await.status,
+        200
+    );
 }
