@@ -1,9 +1,12 @@
 //! Timed HTTP exchanges with every transport failure classified.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::Serialize;
+
+use super::pool::{classify_hyper, H1Pool};
 
 /// What kind of transport failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -53,6 +56,28 @@ type Plain = hyper_util::client::legacy::Client<
     http_body_util::Full<Bytes>,
 >;
 
+/// A user's `Authorization: bearer …` header, built once per token and shared by its requests.
+#[derive(Debug, Clone)]
+pub struct Bearer(http::HeaderValue);
+
+impl Bearer {
+    /// The header for `token`.
+    pub fn new(token: &str) -> Result<Self, TransportError> {
+        let mut v =
+            http::HeaderValue::try_from(format!("bearer {token}")).map_err(|e| TransportError {
+                kind: TransportKind::Other,
+                message: format!("the token cannot go in a header: {e}"),
+            })?;
+        v.set_sensitive(true);
+        Ok(Self(v))
+    }
+
+    /// The header value.
+    pub fn header(&self) -> http::HeaderValue {
+        self.0.clone()
+    }
+}
+
 /// Which HTTP version plain-text (`http://`) targets are spoken to with.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum HttpVersion {
@@ -65,13 +90,15 @@ pub enum HttpVersion {
 
 /// An HTTP client for the channel (keep-alive pool shared by all users).
 ///
-/// `http://` targets go straight to a hyper connection pool: the load engine's hot path, about
-/// half the CPU per request of a full-featured client. `https://` targets and multipart uploads
-/// use reqwest with rustls.
+/// `http://` targets go straight to hyper: over HTTP/1.1 through [`H1Pool`], the load engine's
+/// hot path, less than half the CPU per request of a full-featured client; over HTTP/2 through
+/// hyper-util's multiplexing pool. `https://` targets and multipart uploads use reqwest with
+/// rustls.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     inner: reqwest::Client,
-    plain: Plain,
+    h1: Arc<H1Pool>,
+    h2: Option<Plain>,
     version: HttpVersion,
 }
 
@@ -97,7 +124,8 @@ impl HttpClient {
             .unwrap_or_default();
         Self {
             inner,
-            plain: plain_pool(version),
+            h1: Arc::default(),
+            h2: (version == HttpVersion::Http2).then(h2_pool),
             version,
         }
     }
@@ -108,7 +136,8 @@ impl HttpClient {
     pub fn fresh(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            plain: plain_pool(self.version),
+            h1: Arc::default(),
+            h2: (self.version == HttpVersion::Http2).then(h2_pool),
             version: self.version,
         }
     }
@@ -117,15 +146,23 @@ impl HttpClient {
         &self,
         method: http::Method,
         url: &str,
-        token: &str,
+        auth: &Bearer,
         body: Option<Vec<u8>>,
         timeout: Duration,
     ) -> Result<Exchange, TransportError> {
         use http_body_util::BodyExt;
+        let bad_url = |e: &dyn std::fmt::Display| TransportError {
+            kind: TransportKind::Other,
+            message: format!("bad URL {url}: {e}"),
+        };
+        let mut parts = url
+            .parse::<http::Uri>()
+            .map_err(|e| bad_url(&e))?
+            .into_parts();
+        let authority = parts.authority.take().ok_or_else(|| bad_url(&"no host"))?;
         let mut req = http::Request::builder()
             .method(method)
-            .uri(url)
-            .header(http::header::AUTHORIZATION, format!("bearer {token}"))
+            .header(http::header::AUTHORIZATION, auth.header())
             .header(
                 http::header::USER_AGENT,
                 concat!("hookbench/", env!("CARGO_PKG_VERSION")),
@@ -133,25 +170,46 @@ impl HttpClient {
         if body.is_some() {
             req = req.header(http::header::CONTENT_TYPE, "application/json");
         }
-        let req = req
-            .body(http_body_util::Full::new(Bytes::from(
-                body.unwrap_or_default(),
-            )))
-            .map_err(|e| TransportError {
-                kind: TransportKind::Other,
-                message: e.to_string(),
-            })?;
+        let host: std::borrow::Cow<'_, str> = match authority.port_u16() {
+            Some(_) => authority.as_str().into(),
+            None => format!("{}:80", authority.host()).into(),
+        };
+        let body = http_body_util::Full::new(Bytes::from(body.unwrap_or_default()));
         let sent = Instant::now();
         let exchange = async {
-            let resp = self.plain.request(req).await.map_err(classify_plain)?;
+            let resp = match &self.h2 {
+                Some(h2) => {
+                    parts.scheme = Some(http::uri::Scheme::HTTP);
+                    parts.authority = Some(authority.clone());
+                    let uri = http::Uri::from_parts(parts).map_err(|e| bad_url(&e))?;
+                    let req = req.uri(uri).body(body).map_err(|e| bad_url(&e))?;
+                    (h2.request(req).await.map_err(classify_plain)?, None)
+                }
+                None => {
+                    // HTTP/1.1 wants the path alone on the request line and the host in `Host`.
+                    parts.scheme = None;
+                    let uri = http::Uri::from_parts(parts).map_err(|e| bad_url(&e))?;
+                    let req = req
+                        .uri(uri)
+                        .header(http::header::HOST, authority.as_str())
+                        .body(body)
+                        .map_err(|e| bad_url(&e))?;
+                    let (resp, lent) = self.h1.send(&host, req).await?;
+                    (resp, Some(lent))
+                }
+            };
+            let (resp, lent) = resp;
             let first_byte = sent.elapsed();
             let status = resp.status().as_u16();
             let body = resp
                 .into_body()
                 .collect()
                 .await
-                .map_err(|e| classify_text(&e.to_string(), false))?
+                .map_err(|e| classify_hyper(&e, false))?
                 .to_bytes();
+            if let Some(lent) = lent {
+                self.h1.put(&host, lent);
+            }
             Ok(Exchange {
                 status,
                 body,
@@ -178,19 +236,19 @@ impl HttpClient {
     pub async fn post_json(
         &self,
         url: &str,
-        token: &str,
+        auth: &Bearer,
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Exchange, TransportError> {
         if url.starts_with("http://") {
             return self
-                .plain(http::Method::POST, url, token, Some(body), timeout)
+                .plain(http::Method::POST, url, auth, Some(body), timeout)
                 .await;
         }
         let req = self
             .inner
             .post(url)
-            .header(http::header::AUTHORIZATION, format!("bearer {token}"))
+            .header(http::header::AUTHORIZATION, auth.header())
             .header(http::header::CONTENT_TYPE, "application/json")
             .timeout(timeout)
             .body(body);
@@ -201,18 +259,18 @@ impl HttpClient {
     pub async fn get(
         &self,
         url: &str,
-        token: &str,
+        auth: &Bearer,
         timeout: Duration,
     ) -> Result<Exchange, TransportError> {
         if url.starts_with("http://") {
             return self
-                .plain(http::Method::GET, url, token, None, timeout)
+                .plain(http::Method::GET, url, auth, None, timeout)
                 .await;
         }
         let req = self
             .inner
             .get(url)
-            .header(http::header::AUTHORIZATION, format!("bearer {token}"))
+            .header(http::header::AUTHORIZATION, auth.header())
             .timeout(timeout);
         self.exchange(req).await
     }
@@ -234,21 +292,17 @@ impl HttpClient {
     }
 }
 
-fn plain_pool(version: HttpVersion) -> Plain {
+fn h2_pool() -> Plain {
     let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
     connector.set_nodelay(true);
-    let mut builder =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
-    builder
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(usize::MAX);
-    if version == HttpVersion::Http2 {
-        builder.http2_only(true);
-    }
-    builder.build(connector)
+        .http2_only(true)
+        .build(connector)
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
+/// An error and its sources, in one line.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -272,7 +326,8 @@ pub fn classify(e: reqwest::Error) -> TransportError {
     t
 }
 
-fn classify_text(text: &str, connect: bool) -> TransportError {
+/// Sorts an error text into a transport class.
+pub(crate) fn classify_text(text: &str, connect: bool) -> TransportError {
     let text = text.to_string();
     let lower = text.to_lowercase();
     let kind = if lower.contains("timed out") {
@@ -290,6 +345,7 @@ fn classify_text(text: &str, connect: bool) -> TransportError {
         || lower.contains("broken pipe")
         || lower.contains("error sending request")
         || lower.contains("eof")
+        || lower.contains("end of file")
     {
         TransportKind::Reset
     } else {

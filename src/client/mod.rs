@@ -2,7 +2,8 @@
 //! receiver.
 
 pub mod http;
+pub mod pool;
 pub mod receiver;
 
-pub use http::{Exchange, HttpClient, TransportError};
+pub use http::{Bearer, Exchange, HttpClient, TransportError};
 pub use receiver::{Delivery, Receiver, Subscription};

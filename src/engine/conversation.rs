@@ -12,7 +12,7 @@ use super::assertions::{evaluate, render_json};
 use super::reply::Reply;
 use super::results::{AssertionResult, Failure, ScenarioResult, StepResult, StepStatus, Timing};
 use crate::client::http::{Exchange, TransportKind};
-use crate::client::{HttpClient, Receiver, Subscription};
+use crate::client::{Bearer, HttpClient, Receiver, Subscription};
 use crate::common::pause;
 use crate::protocol::jwt::{ClaimsTemplate, Signer};
 use crate::protocol::v2::Event;
@@ -59,11 +59,28 @@ impl Target {
     }
 }
 
+/// A user's signed token, kept across the user's conversations as a client caching its JWT
+/// would: renewed when the user changes or half its lifetime has passed. Tokens with a `jti`
+/// are never reused.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    user: String,
+    bearer: Option<Bearer>,
+    renew_at: Option<Instant>,
+}
+
+impl TokenCache {
+    fn get(&self, user: &str) -> Option<Bearer> {
+        let fresh = self.renew_at.is_none_or(|at| Instant::now() < at);
+        self.bearer.clone().filter(|_| fresh && self.user == user)
+    }
+}
+
 /// State carried from turn to turn.
-struct State {
+struct State<'c> {
     vars: HashMap<String, String>,
     user: String,
-    token: Option<String>,
+    tokens: &'c mut TokenCache,
     form: Option<Value>,
     subscription: Option<Subscription>,
 }
@@ -88,16 +105,20 @@ fn us(d: Duration) -> u64 {
 impl Conversation<'_> {
     /// Runs every step; stops at the first failed step (the rest are skipped).
     pub async fn run(&self, vu: u64, iteration: u64, row: Option<usize>) -> ScenarioResult {
-        self.run_observed(vu, iteration, row, &mut |_, _| {}).await
+        let mut tokens = TokenCache::default();
+        self.run_observed(vu, iteration, row, &mut tokens, &mut |_, _| {})
+            .await
     }
 
-    /// [`Conversation::run`], showing each step's result to `on_step` as soon as it is known
-    /// (the load engine records metrics there).
+    /// [`Conversation::run`] for a user that keeps its token in `tokens` between
+    /// conversations, showing each step's result to `on_step` as soon as it is known (the load
+    /// engine records metrics there).
     pub async fn run_observed(
         &self,
         vu: u64,
         iteration: u64,
         row: Option<usize>,
+        tokens: &mut TokenCache,
         on_step: &mut (dyn FnMut(&Step, &StepResult) + Send),
     ) -> ScenarioResult {
         let started = Instant::now();
@@ -126,7 +147,7 @@ impl Conversation<'_> {
         let mut state = State {
             vars,
             user: user.clone(),
-            token: None,
+            tokens,
             form: None,
             subscription,
         };
@@ -154,24 +175,32 @@ impl Conversation<'_> {
         }
     }
 
-    fn token(&self, state: &mut State) -> Result<String, Failure> {
-        if !self.target.token_per_request {
-            if let Some(t) = &state.token {
-                return Ok(t.clone());
+    fn token(&self, state: &mut State<'_>) -> Result<Bearer, Failure> {
+        let t = self.target;
+        let reusable = !t.token_per_request && !t.claims.jti;
+        if reusable {
+            if let Some(b) = state.tokens.get(&state.user) {
+                return Ok(b);
             }
         }
-        let t = self
-            .target
+        let signed = t
             .signer
-            .sign(&self.target.claims.for_user(&state.user))
+            .sign(&t.claims.for_user(&state.user))
             .map_err(|e| Failure::Decode {
                 message: format!("cannot sign a token: {e}"),
             })?;
-        state.token = Some(t.clone());
-        Ok(t)
+        let bearer = Bearer::new(&signed).map_err(transport)?;
+        if reusable {
+            *state.tokens = TokenCache {
+                user: state.user.clone(),
+                bearer: Some(bearer.clone()),
+                renew_at: t.claims.expires_in.map(|d| Instant::now() + d / 2),
+            };
+        }
+        Ok(bearer)
     }
 
-    async fn step(&self, step: &Step, state: &mut State) -> StepResult {
+    async fn step(&self, step: &Step, state: &mut State<'_>) -> StepResult {
         let mut result = StepResult {
             status: StepStatus::Passed,
             ..skipped(step)
@@ -273,8 +302,8 @@ impl Conversation<'_> {
     async fn message(
         &self,
         step: &Step,
-        state: &State,
-        token: &str,
+        state: &State<'_>,
+        token: &Bearer,
         result: &mut StepResult,
     ) -> Result<Value, Failure> {
         let vars = &state.vars;
@@ -367,7 +396,7 @@ impl Conversation<'_> {
         })
     }
 
-    fn body(&self, step: &Step, state: &State, mut message: Value) -> Value {
+    fn body(&self, step: &Step, state: &State<'_>, mut message: Value) -> Value {
         let vars = &state.vars;
         let lookup = |n: &str| vars.get(n).cloned();
         let mut body = Map::new();
@@ -425,14 +454,14 @@ impl Conversation<'_> {
         &self,
         path: &std::path::Path,
         chunk_size: usize,
-        token: &str,
+        auth: &Bearer,
     ) -> Result<String, Failure> {
         let data = std::fs::read(path)
             .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
         let ep = &self.target.endpoints;
         let inst = self.target.instance.as_deref();
         let http = self.target.http.raw();
-        let auth = format!("bearer {token}");
+        let auth = auth.header();
         let call = |req: reqwest::RequestBuilder| async move {
             let ex = self
                 .target
@@ -512,7 +541,7 @@ impl Conversation<'_> {
     async fn sync_turn(
         &self,
         url: &str,
-        token: &str,
+        token: &Bearer,
         body: Vec<u8>,
         result: &mut StepResult,
     ) -> (Reply, Option<Failure>) {
@@ -640,10 +669,10 @@ impl Conversation<'_> {
     async fn async_turn(
         &self,
         url: &str,
-        token: &str,
+        token: &Bearer,
         body: Vec<u8>,
         step: &Step,
-        state: &mut State,
+        state: &mut State<'_>,
         result: &mut StepResult,
     ) -> (Reply, Option<Failure>) {
         let t = self.target;
@@ -868,4 +897,26 @@ pub fn curl(url: &str, body: &Value, user: &str) -> String {
     format!(
         "HOOKBENCH_TOKEN=$(hookbench token --user '{user}')  # add --client-id/--client-secret for a real channel\ncurl -sS -X POST '{url}' -H \"Authorization: bearer $HOOKBENCH_TOKEN\" -H 'Content-Type: application/json' --data-raw '{body}'"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_token_serves_only_its_user_and_only_until_renewal() {
+        let b = Bearer::new("h.p.s").unwrap();
+        let mut c = TokenCache {
+            user: "u1".into(),
+            bearer: Some(b),
+            renew_at: Some(Instant::now() + Duration::from_secs(60)),
+        };
+        assert!(c.get("u1").is_some());
+        assert!(c.get("u2").is_none());
+        c.renew_at = Some(Instant::now() - Duration::from_millis(1));
+        assert!(c.get("u1").is_none());
+        c.renew_at = None;
+        assert!(c.get("u1").is_some(), "a token without expiry is kept");
+        assert!(TokenCache::default().get("").is_none());
+    }
 }

@@ -14,7 +14,7 @@ use rand::Rng;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use super::conversation::{Conversation, Target};
+use super::conversation::{Conversation, Target, TokenCache};
 use super::results::{Failure, ScenarioResult, StepResult, StepStatus};
 use crate::scenario::{Action, Load, LoadModel, Mode, Scenario, Stage};
 use metrics::{hist, record, summarise, Sample, Shards};
@@ -74,7 +74,14 @@ impl Control {
     }
 
     /// Runs one conversation on `own` connections when given, else on the shared pool.
-    async fn conversation(&self, vu: u64, n: u64, intended: Option<Instant>, own: Option<&Target>) {
+    async fn conversation(
+        &self,
+        vu: u64,
+        n: u64,
+        intended: Option<Instant>,
+        own: Option<&Target>,
+        tokens: &mut TokenCache,
+    ) {
         let actual = Instant::now();
         self.active.fetch_add(1, Relaxed);
         let row = self
@@ -89,7 +96,7 @@ impl Control {
         let timeout = self.target.timeout;
         let mode = self.target.mode;
         let result = conv
-            .run_observed(vu, n + 1, row, &mut |step, r| {
+            .run_observed(vu, n + 1, row, tokens, &mut |step, r| {
                 self.shards.with(|s| record_step(s, step, r, mode, timeout))
             })
             .await;
@@ -456,6 +463,7 @@ pub async fn run(
                         ..(*ctl.target).clone()
                     });
                     tasks.spawn(async move {
+                        let mut tokens = TokenCache::default();
                         loop {
                             if vu > ctl.allowed_users.load(Relaxed) {
                                 if ctl.stop_starting.load(Relaxed) || ctl.stop.is_stopped() {
@@ -465,7 +473,8 @@ pub async fn run(
                                 continue;
                             }
                             let Some(n) = ctl.claim() else { break };
-                            ctl.conversation(vu, n, None, own.as_ref()).await;
+                            ctl.conversation(vu, n, None, own.as_ref(), &mut tokens)
+                                .await;
                         }
                     });
                 }
@@ -521,7 +530,8 @@ pub async fn run(
                     ..(*ctl.target).clone()
                 });
                 tasks.spawn(async move {
-                    ctl2.conversation(n + 1, n, Some(intended), own.as_ref())
+                    let mut tokens = TokenCache::default();
+                    ctl2.conversation(n + 1, n, Some(intended), own.as_ref(), &mut tokens)
                         .await
                 });
             }

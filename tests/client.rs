@@ -1,0 +1,246 @@
+//! The HTTP/1.1 keep-alive pool against small servers on loopback that count their
+//! connections and misbehave on purpose: reuse, servers that close, concurrency, a port with
+//! nothing behind it, answers cut short.
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookbench::client::http::TransportKind;
+use hookbench::client::{Bearer, HttpClient};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// How the test server ends each exchange.
+#[derive(Clone, Copy, PartialEq)]
+enum Close {
+    /// Keep the connection open.
+    Never,
+    /// Answer, then close without saying so (a keep-alive timeout on the server).
+    Silently,
+    /// Close after the head and half the promised body.
+    MidBody,
+}
+
+struct Server {
+    url: String,
+    accepted: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
+}
+
+/// Reads one request (head and `content-length` body); `None` at EOF.
+async fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let len = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            while buf.len() < end + 4 + len {
+                let mut chunk = [0u8; 4096];
+                let n = s.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            buf.drain(..end + 4 + len);
+            return Some(head);
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+async fn server(close: Close) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let (a, r) = (accepted.clone(), requests.clone());
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            a.fetch_add(1, SeqCst);
+            let r = r.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                while let Some(head) = read_request(&mut s, &mut buf).await {
+                    r.fetch_add(1, SeqCst);
+                    assert!(head.to_ascii_lowercase().contains("\r\nhost: 127.0.0.1:"));
+                    assert!(
+                        head.starts_with("POST /hook?x=1 HTTP/1.1")
+                            || head.starts_with("GET /hook?x=1 HTTP/1.1")
+                    );
+                    let body = br#"{"data":[]}"#;
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    if s.write_all(resp.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    if close == Close::MidBody {
+                        let _ = s.write_all(&body[..4]).await;
+                        return;
+                    }
+                    if s.write_all(body).await.is_err() || close == Close::Silently {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Server {
+        url: format!("http://{addr}/hook?x=1"),
+        accepted,
+        requests,
+    }
+}
+
+fn bearer() -> Bearer {
+    Bearer::new("a.b.c").unwrap()
+}
+
+const T: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn sequential_requests_share_one_connection() {
+    let s = server(Close::Never).await;
+    let http = HttpClient::new();
+    for _ in 0..25 {
+        let ex = http
+            .post_json(&s.url, &bearer(), b"{}".to_vec(), T)
+            .await
+            .unwrap();
+        assert_eq!(ex.status, 200);
+        assert_eq!(&ex.body[..], br#"{"data":[]}"#);
+        assert!(ex.first_byte <= ex.total);
+    }
+    let ex = http.get(&s.url, &bearer(), T).await.unwrap();
+    assert_eq!(ex.status, 200);
+    assert_eq!(s.requests.load(SeqCst), 26);
+    assert_eq!(s.accepted.load(SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_connection_the_server_closed_is_replaced_without_failing_a_request() {
+    let s = server(Close::Silently).await;
+    let http = HttpClient::new();
+    for _ in 0..10 {
+        let ex = http
+            .post_json(&s.url, &bearer(), b"{}".to_vec(), T)
+            .await
+            .unwrap();
+        assert_eq!(ex.status, 200);
+        // Give the close time to arrive on some turns and not on others.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(s.requests.load(SeqCst), 10);
+    assert_eq!(s.accepted.load(SeqCst), 10);
+}
+
+#[tokio::test]
+async fn concurrent_users_open_no_more_connections_than_requests_in_flight() {
+    let s = server(Close::Never).await;
+    let http = HttpClient::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (http, url) = (http.clone(), s.url.clone());
+        tasks.spawn(async move {
+            for _ in 0..20 {
+                let ex = http
+                    .post_json(&url, &bearer(), b"{}".to_vec(), T)
+                    .await
+                    .unwrap();
+                assert_eq!(ex.status, 200);
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+    assert_eq!(s.requests.load(SeqCst), 320);
+    let conns = s.accepted.load(SeqCst);
+    assert!(
+        (1..=16).contains(&conns),
+        "{conns} connections for 16 users"
+    );
+}
+
+#[tokio::test]
+async fn a_user_with_its_own_client_keeps_its_own_connection() {
+    let s = server(Close::Never).await;
+    let shared = HttpClient::new();
+    let (a, b) = (shared.fresh(), shared.fresh());
+    for _ in 0..5 {
+        a.post_json(&s.url, &bearer(), b"{}".to_vec(), T)
+            .await
+            .unwrap();
+        b.post_json(&s.url, &bearer(), b"{}".to_vec(), T)
+            .await
+            .unwrap();
+    }
+    assert_eq!(s.accepted.load(SeqCst), 2);
+}
+
+#[tokio::test]
+async fn nothing_listening_is_refused() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    let e = HttpClient::new()
+        .post_json(&format!("http://{addr}/x"), &bearer(), b"{}".to_vec(), T)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, TransportKind::Refused, "{e}");
+}
+
+#[tokio::test]
+async fn an_answer_cut_short_is_a_reset() {
+    let s = server(Close::MidBody).await;
+    let e = HttpClient::new()
+        .post_json(&s.url, &bearer(), b"{}".to_vec(), T)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, TransportKind::Reset, "{e}");
+}
+
+#[tokio::test]
+async fn a_silent_server_times_out() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let hold = tokio::spawn(async move {
+        let (_s, _) = l.accept().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    });
+    let e = HttpClient::new()
+        .post_json(
+            &format!("http://{addr}/x"),
+            &bearer(),
+            b"{}".to_vec(),
+            Duration::from_millis(200),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, TransportKind::TimedOut, "{e}");
+    hold.abort();
+}
+
+#[tokio::test]
+async fn a_bad_url_is_an_error() {
+    let e = HttpClient::new()
+        .post_json("http://", &bearer(), b"{}".to_vec(), T)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, TransportKind::Other, "{e}");
+    assert!(e.message.contains("bad URL"), "{e}");
+}
