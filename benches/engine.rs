@@ -1,4 +1,4 @@
-//! Hot paths of the runner and the load engine: building a request, assembling a reply,
+//! Hot paths of the runner and the load engine: building a request, reading a reply,
 //! evaluating checks, and recording a sample.
 
 use std::path::Path;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use hookbench::engine::assertions::evaluate;
 use hookbench::engine::load::metrics::{record, Shards};
-use hookbench::engine::reply::Reply;
+use hookbench::engine::reply::{Body, Reply};
 use hookbench::protocol::{v2, Version};
 use serde_json::json;
 
@@ -34,29 +34,29 @@ fn checks(c: &mut Criterion) {
         {"type":"text","val":"The balance in your Salary account ending with 3984 is $54,883.","createdOn":"2026-11-25T12:30:39.852Z","messageId":"ms-1"},
         {"type":"text","val":"Let me know if you need any other assistance.","createdOn":"2026-11-25T12:30:39.852Z","messageId":"ms-2"}],
         "_v":"v2","endOfTask":true,"endReason":"Fulfilled","completedTaskId":"dg-1","completedTaskName":"Show Balance"});
+    let bytes = body.to_string().into_bytes();
     let mut g = c.benchmark_group("checks");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("assemble_reply", |b| {
-        b.iter(|| {
-            let mut r = Reply {
-                status: Some(200),
-                bodies: vec![body.clone()],
-                latency: Duration::from_millis(20),
-                converged: true,
-                ..Default::default()
-            };
-            r.assemble(Version::V2);
-            r
-        })
-    });
-    let mut reply = Reply {
-        status: Some(200),
-        bodies: vec![body.clone()],
-        latency: Duration::from_millis(20),
-        converged: true,
-        ..Default::default()
+    let read = |trees: bool| {
+        let mut r = Reply {
+            status: Some(200),
+            latency: Duration::from_millis(20),
+            converged: true,
+            trees,
+            ..Default::default()
+        };
+        r.push(
+            Body::parse(black_box(&bytes), Version::V2, trees).unwrap(),
+            Version::V2,
+        );
+        r.finish(Version::V2);
+        r
     };
-    reply.assemble(Version::V2);
+    // Whole: every body as a tree plus the merged document (a step with a JSONPath check).
+    g.bench_function("read_reply_whole", |b| b.iter(|| read(true)));
+    // Lean: texts, message count and task fields only (the load engine's usual step).
+    g.bench_function("read_reply_lean", |b| b.iter(|| read(false)));
+    let reply = read(true);
     g.bench_function("evaluate_six_checks", |b| {
         b.iter(|| {
             scenario.steps[0]

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use axum::body::Body;
+use hookbench::engine::reply::{Body as ReplyBody, Reply};
 use hookbench::protocol::jwt::{Alg, AppClaim, ClaimsTemplate, Signer};
+use hookbench::protocol::Version;
 use hookbench::protocol::{v1, v2, Attachment, From, MetaTags, Session, Tag, UserInfo};
 use hookbench::sim::{server, Bot, SimState};
 use proptest::prelude::*;
@@ -285,6 +287,52 @@ fn any_json() -> impl Strategy<Value = Value> {
     })
 }
 
+/// JSON shaped like bot replies: their keys and the values that change how they are read.
+fn reply_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        text().prop_map(Value::String),
+        prop_oneof![
+            Just("form"),
+            Just("event"),
+            Just("text"),
+            Just("template"),
+            Just("Inprogress"),
+            Just("Fulfilled"),
+            Just("{\"payload\":{\"text\":\"t\"}}"),
+            Just("{&quot;text&quot;:&quot;e&quot;}"),
+        ]
+        .prop_map(|s| json!(s)),
+    ];
+    leaf.prop_recursive(4, 40, 5, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::btree_map(
+                prop_oneof![
+                    Just("data".to_string()),
+                    Just("text".to_string()),
+                    Just("type".to_string()),
+                    Just("val".to_string()),
+                    Just("payload".to_string()),
+                    Just("form".to_string()),
+                    Just("formDef".to_string()),
+                    Just("endOfTask".to_string()),
+                    Just("endReason".to_string()),
+                    Just("completedTaskName".to_string()),
+                    Just("pollId".to_string()),
+                    Just("status".to_string()),
+                    text()
+                ],
+                inner,
+                0..5
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
 fn mangled_body() -> impl Strategy<Value = Vec<u8>> {
     let valid = prop_oneof![
         Just(json!({"message": {"type": "text", "val": "balance"}, "from": {"id": "fuzz"}})),
@@ -358,17 +406,45 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_reply_bodies_never_panic_the_checks(bodies in proptest::collection::vec(any_json(), 0..4), v1 in any::<bool>()) {
+    fn arbitrary_reply_bodies_never_panic_the_checks(bodies in proptest::collection::vec(reply_json(), 0..4), v1 in any::<bool>()) {
         let scenario = hookbench::scenario::parse_str(
             "steps:\n  - send: x\n    expect:\n      - status: 200\n      - schema: v2.response\n      - text: {nth: -1, contains: a}\n      - jsonpath: {path: \"$.data[*].val\", count: 1}\n      - messages: {min: 1}\n      - template: {type: button, buttons: 3}\n      - end_of_task: {reason: Fulfilled}\n      - latency: 1s\n      - poll: {converged: true, max_polls: 2, within: 1s}\n",
             std::path::Path::new("p.yaml"),
             &|_| None,
         )
         .unwrap();
-        let mut reply = hookbench::engine::reply::Reply { status: Some(200), bodies, ..Default::default() };
-        reply.assemble(if v1 { hookbench::protocol::Version::V1 } else { hookbench::protocol::Version::V2 });
-        for check in &scenario.steps[0].expect {
-            let _ = hookbench::engine::assertions::evaluate(check, &reply, &|_| None);
+        let version = if v1 { Version::V1 } else { Version::V2 };
+        for trees in [true, false] {
+            let mut reply = Reply { status: Some(200), trees, ..Default::default() };
+            for b in &bodies {
+                if let Ok(body) = ReplyBody::parse(b.to_string().as_bytes(), version, trees) {
+                    reply.push(body, version);
+                }
+            }
+            reply.finish(version);
+            for check in &scenario.steps[0].expect {
+                let _ = hookbench::engine::assertions::evaluate(check, &reply, &|_| None);
+            }
+        }
+    }
+
+    #[test]
+    fn lean_and_whole_reading_of_a_body_agree(body in reply_json(), v1 in any::<bool>()) {
+        let version = if v1 { Version::V1 } else { Version::V2 };
+        let bytes = body.to_string();
+        let whole = ReplyBody::parse(bytes.as_bytes(), version, true);
+        let lean = ReplyBody::parse(bytes.as_bytes(), version, false);
+        prop_assert_eq!(whole.is_ok(), lean.is_ok());
+        if let (Ok(whole), Ok(lean)) = (whole, lean) {
+            prop_assert_eq!(whole.poll_id(), lean.poll_id());
+            prop_assert_eq!(whole.in_progress(), lean.in_progress());
+            let (mut a, mut b) = (Reply::default(), Reply::default());
+            a.push(whole, version);
+            b.push(lean, version);
+            prop_assert_eq!(a.texts, b.texts);
+            prop_assert_eq!(a.message_count, b.message_count);
+            prop_assert_eq!(a.task_end, b.task_end);
+            prop_assert_eq!(a.form, b.form);
         }
     }
 }

@@ -205,9 +205,9 @@ fn test(kind: &CheckKind, reply: &Reply, vars: Vars<'_>) -> (bool, String, Strin
             }
         }
         CheckKind::Messages(c) => (
-            c.holds(reply.messages.len()),
+            c.holds(reply.message_count),
             format!("{} message(s)", show_count(*c)),
-            reply.messages.len().to_string(),
+            reply.message_count.to_string(),
         ),
         CheckKind::Template {
             template_type,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use super::assertions::{evaluate, render_json};
-use super::reply::Reply;
+use super::reply::{short, Body, Reply};
 use super::results::{AssertionResult, Failure, ScenarioResult, StepResult, StepStatus, Timing};
 use crate::client::http::{Exchange, TransportKind};
 use crate::client::{Bearer, HttpClient, Receiver, Subscription};
@@ -74,6 +74,13 @@ impl TokenCache {
         let fresh = self.renew_at.is_none_or(|at| Instant::now() < at);
         self.bearer.clone().filter(|_| fresh && self.user == user)
     }
+}
+
+/// A turn's message request.
+struct Outgoing<'a> {
+    url: &'a str,
+    auth: &'a Bearer,
+    body: Vec<u8>,
 }
 
 /// State carried from turn to turn.
@@ -223,24 +230,25 @@ impl Conversation<'_> {
             Err(f) => return fail(result, f),
         };
         let body = self.body(step, state, message);
-        let body_bytes = serde_json::to_vec(&body).unwrap_or_default();
         let url = self.target.message_url();
-        let (mut reply, failure) = match self.target.mode {
-            Mode::Sync => self.sync_turn(&url, &token, body_bytes, &mut result).await,
+        let out = Outgoing {
+            url: &url,
+            auth: &token,
+            body: serde_json::to_vec(&body).unwrap_or_default(),
+        };
+        let mut reply = Reply {
+            converged: true,
+            trees: step.reads_trees(),
+            ..Default::default()
+        };
+        let failure = match self.target.mode {
+            Mode::Sync => self.sync_turn(out, &mut reply, &mut result).await,
             Mode::Async => {
-                self.async_turn(&url, &token, body_bytes, step, state, &mut result)
+                self.async_turn(out, step, state, &mut reply, &mut result)
                     .await
             }
         };
-        reply.skip_merged = !step
-            .expect
-            .iter()
-            .any(|c| matches!(c.kind, CheckKind::JsonPath { .. }))
-            && !step
-                .capture
-                .iter()
-                .any(|c| matches!(c.source, CaptureSource::JsonPath(_)));
-        reply.assemble(self.target.version);
+        reply.finish(self.target.version);
         if reply.form.is_some() {
             state.form = reply.form.clone();
         }
@@ -540,34 +548,32 @@ impl Conversation<'_> {
 
     async fn sync_turn(
         &self,
-        url: &str,
-        token: &Bearer,
-        body: Vec<u8>,
+        out: Outgoing<'_>,
+        reply: &mut Reply,
         result: &mut StepResult,
-    ) -> (Reply, Option<Failure>) {
+    ) -> Option<Failure> {
         let t = self.target;
-        let mut reply = Reply {
-            converged: true,
-            ..Default::default()
-        };
+        let v = t.version;
         let ex = match t
             .http
-            .post_json(url, token, body, t.timeout + Duration::from_secs(1))
+            .post_json(
+                out.url,
+                out.auth,
+                out.body,
+                t.timeout + Duration::from_secs(1),
+            )
             .await
         {
             Ok(ex) => ex,
             Err(e) if e.kind == TransportKind::TimedOut => {
                 reply.latency = t.timeout;
-                return (
-                    reply,
-                    Some(Failure::Budget {
-                        limit_ms: ms(t.timeout),
-                        elapsed_ms: ms(t.timeout + Duration::from_secs(1)),
-                        message: "no answer within the sync budget".into(),
-                    }),
-                );
+                return Some(Failure::Budget {
+                    limit_ms: ms(t.timeout),
+                    elapsed_ms: ms(t.timeout + Duration::from_secs(1)),
+                    message: "no answer within the sync budget".into(),
+                });
             }
-            Err(e) => return (reply, Some(transport(e))),
+            Err(e) => return Some(transport(e)),
         };
         let sent = ex.sent;
         result.timings.push(Timing {
@@ -581,10 +587,12 @@ impl Conversation<'_> {
         result.first_byte_ms = Some(ms(ex.first_byte));
         reply.status = Some(ex.status);
         reply.latency = ex.total;
-        let body = match decode_answer(&ex) {
+        let body = match decode_answer(&ex, v, reply.trees) {
             Ok(b) => b,
             Err((body, f)) => {
-                reply.bodies.extend(body);
+                if let Some(b) = body {
+                    reply.push(Body::Tree(b), v);
+                }
                 let f = if ex.status == 504 {
                     Failure::Budget {
                         limit_ms: ms(t.timeout),
@@ -594,105 +602,84 @@ impl Conversation<'_> {
                 } else {
                     f
                 };
-                return (reply, Some(f));
+                return Some(f);
             }
         };
         if ex.total > t.timeout {
-            reply.bodies.push(body);
-            return (
-                reply,
-                Some(Failure::Budget {
-                    limit_ms: ms(t.timeout),
-                    elapsed_ms: ms(ex.total),
-                    message: "sync request over its budget".into(),
-                }),
-            );
+            reply.push(body, v);
+            return Some(Failure::Budget {
+                limit_ms: ms(t.timeout),
+                elapsed_ms: ms(ex.total),
+                message: "sync request over its budget".into(),
+            });
         }
-        let mut poll_id = (t.version == Version::V2)
-            .then(|| {
-                body.get("pollId")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
-            .flatten();
-        reply.bodies.push(body);
+        let mut poll_id = (v == Version::V2).then(|| body.poll_id()).flatten();
+        reply.push(body, v);
         if poll_id.is_some() {
             reply.converged = false;
         }
         while let Some(id) = poll_id.take() {
             if sent.elapsed() > t.poll.max_wait {
-                return (
-                    reply,
-                    Some(Failure::Budget {
-                        limit_ms: ms(t.poll.max_wait),
-                        elapsed_ms: ms(sent.elapsed()),
-                        message: "polling did not converge".into(),
-                    }),
-                );
+                return Some(Failure::Budget {
+                    limit_ms: ms(t.poll.max_wait),
+                    elapsed_ms: ms(sent.elapsed()),
+                    message: "polling did not converge".into(),
+                });
             }
             pause(t.poll.interval.wait(reply.polls)).await;
-            let ex = match t.http.get(&t.endpoints.poll(&id), token, t.timeout).await {
+            let ex = match t
+                .http
+                .get(&t.endpoints.poll(&id), out.auth, t.timeout)
+                .await
+            {
                 Ok(ex) => ex,
-                Err(e) => return (reply, Some(transport(e))),
+                Err(e) => return Some(transport(e)),
             };
             reply.polls += 1;
             result.timings.push(Timing {
                 event: "poll",
                 at_us: us(sent.elapsed()),
             });
-            let body = match decode_answer(&ex) {
+            let body = match decode_answer(&ex, v, reply.trees) {
                 Ok(b) => b,
-                Err((_, f)) => return (reply, Some(f)),
+                Err((_, f)) => return Some(f),
             };
-            if body.get("status").and_then(Value::as_str)
-                == Some(crate::protocol::v2::STATUS_IN_PROGRESS)
-            {
+            if body.in_progress() {
                 reply.in_progress += 1;
-                poll_id = body
-                    .get("pollId")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .or(Some(id));
+                poll_id = body.poll_id().or(Some(id));
                 continue;
             }
-            poll_id = body
-                .get("pollId")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            reply.bodies.push(body);
+            poll_id = body.poll_id();
+            reply.push(body, v);
             reply.latency = sent.elapsed();
         }
         reply.converged = true;
-        (reply, None)
+        None
     }
 
     async fn async_turn(
         &self,
-        url: &str,
-        token: &Bearer,
-        body: Vec<u8>,
+        out: Outgoing<'_>,
         step: &Step,
         state: &mut State<'_>,
+        reply: &mut Reply,
         result: &mut StepResult,
-    ) -> (Reply, Option<Failure>) {
+    ) -> Option<Failure> {
         let t = self.target;
-        let mut reply = Reply {
-            converged: true,
-            ..Default::default()
-        };
         let Some(sub) = state.subscription.as_mut() else {
-            return (
-                reply,
-                Some(usage("async mode needs the POST_URL receiver".into())),
-            );
+            return Some(usage("async mode needs the POST_URL receiver".into()));
         };
         let late = sub.drain().len();
         if late > 0 {
             tracing::debug!(late, "deliveries from an earlier turn arrived late");
         }
-        let ex = match t.http.post_json(url, token, body, t.timeout).await {
+        let ex = match t
+            .http
+            .post_json(out.url, out.auth, out.body, t.timeout)
+            .await
+        {
             Ok(ex) => ex,
-            Err(e) => return (reply, Some(transport(e))),
+            Err(e) => return Some(transport(e)),
         };
         reply.status = Some(ex.status);
         result.first_byte_ms = Some(ms(ex.first_byte));
@@ -700,9 +687,11 @@ impl Conversation<'_> {
             event: "ack",
             at_us: us(ex.total),
         });
-        if let Err((body, f)) = decode_answer(&ex) {
-            reply.bodies.extend(body);
-            return (reply, Some(f));
+        if let Err((body, f)) = decode_answer(&ex, t.version, reply.trees) {
+            if let Some(b) = body {
+                reply.push(Body::Tree(b), t.version);
+            }
+            return Some(f);
         }
         let expected = step.expect.iter().find_map(|c| match (&c.kind, c.negate) {
             (CheckKind::Messages(Count::Eq(n) | Count::AtLeast(n)), false) => Some(*n),
@@ -715,9 +704,9 @@ impl Conversation<'_> {
         // Once the expected count is in, wait only briefly for a trailing task-end POST.
         let mut quiet = t.quiet;
         loop {
-            let until = match reply.bodies.last() {
-                Some(_) => deadline.min(tokio::time::Instant::now() + quiet),
-                None => deadline,
+            let until = match reply.received {
+                0 => deadline,
+                _ => deadline.min(tokio::time::Instant::now() + quiet),
             };
             let Some(d) = sub.next_until(until).await else {
                 break;
@@ -751,7 +740,7 @@ impl Conversation<'_> {
                 .and_then(Value::as_array)
                 .map(Vec::len)
                 .unwrap_or_else(|| usize::from(d.body.get("text").is_some()));
-            reply.bodies.push(d.body);
+            reply.push(Body::Tree(d.body), t.version);
             if ends {
                 break;
             }
@@ -759,42 +748,28 @@ impl Conversation<'_> {
                 quiet = t.quiet.min(Duration::from_millis(250));
             }
         }
-        if reply.bodies.is_empty() {
-            return (
-                reply,
-                Some(Failure::Budget {
-                    limit_ms: ms(t.max_wait),
-                    elapsed_ms: ms(ex.sent.elapsed()),
-                    message: "no async delivery arrived".into(),
-                }),
-            );
+        if reply.received == 0 {
+            return Some(Failure::Budget {
+                limit_ms: ms(t.max_wait),
+                elapsed_ms: ms(ex.sent.elapsed()),
+                message: "no async delivery arrived".into(),
+            });
         }
-        (reply, None)
+        None
     }
 }
 
-/// Parses a 200 JSON answer; anything else becomes a classified failure (with the envelope,
-/// when there is one, kept for checks).
-fn decode_answer(ex: &Exchange) -> Result<Value, (Option<Value>, Failure)> {
-    let parsed = serde_json::from_slice::<Value>(&ex.body);
+/// Reads a 200 JSON answer as far as the step needs; anything else becomes a classified
+/// failure (with the envelope, when there is one, kept for checks).
+fn decode_answer(
+    ex: &Exchange,
+    version: Version,
+    trees: bool,
+) -> Result<Body, (Option<Value>, Failure)> {
     if ex.status != 200 {
-        return Err((parsed.ok(), protocol_failure(ex)));
+        return Err((serde_json::from_slice(&ex.body).ok(), protocol_failure(ex)));
     }
-    match parsed {
-        Ok(v) if v.is_object() => Ok(v),
-        Ok(other) => Err((
-            None,
-            Failure::Decode {
-                message: format!("expected a JSON object, got {}", short(&other.to_string())),
-            },
-        )),
-        Err(e) => Err((
-            None,
-            Failure::Decode {
-                message: format!("{e} in {}", short(&String::from_utf8_lossy(&ex.body))),
-            },
-        )),
-    }
+    Body::parse(&ex.body, version, trees).map_err(|message| (None, Failure::Decode { message }))
 }
 
 fn protocol_failure(ex: &Exchange) -> Failure {
@@ -812,14 +787,6 @@ fn protocol_failure(ex: &Exchange) -> Failure {
                 short(&String::from_utf8_lossy(&ex.body))
             ),
         },
-    }
-}
-
-fn short(s: &str) -> String {
-    if s.chars().count() > 120 {
-        format!("{}…", s.chars().take(120).collect::<String>())
-    } else {
-        s.to_string()
     }
 }
 

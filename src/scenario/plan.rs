@@ -208,6 +208,23 @@ pub struct Step {
     pub language: Option<String>,
 }
 
+impl Step {
+    /// Some check or capture reads whole bodies, message values or the merged document
+    /// (schema, JSONPath, template checks; JSONPath captures); the rest read what a lean pass
+    /// over each body collects.
+    pub fn reads_trees(&self) -> bool {
+        self.expect.iter().any(|c| {
+            matches!(
+                c.kind,
+                CheckKind::Schema(_) | CheckKind::JsonPath { .. } | CheckKind::Template { .. }
+            )
+        }) || self
+            .capture
+            .iter()
+            .any(|c| matches!(c.source, CaptureSource::JsonPath(_)))
+    }
+}
+
 /// What a step sends.
 #[derive(Debug, Clone)]
 pub enum Action {
