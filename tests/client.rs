@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookbench::client::http::TransportKind;
-use hookbench::client::{Bearer, HttpClient};
+use hookbench::client::{Bearer, HttpClient, Url};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -23,7 +23,7 @@ enum Close {
 }
 
 struct Server {
-    url: String,
+    url: Url,
     accepted: Arc<AtomicUsize>,
     requests: Arc<AtomicUsize>,
 }
@@ -100,7 +100,7 @@ async fn server(close: Close) -> Server {
         }
     });
     Server {
-        url: format!("http://{addr}/hook?x=1"),
+        url: Url::parse(&format!("http://{addr}/hook?x=1")).unwrap(),
         accepted,
         requests,
     }
@@ -118,7 +118,7 @@ async fn sequential_requests_share_one_connection() {
     let http = HttpClient::new();
     for _ in 0..25 {
         let ex = http
-            .post_json(&s.url, &bearer(), b"{}".to_vec(), T)
+            .post_json(&s.url, &bearer(), bytes::Bytes::from_static(b"{}"), T)
             .await
             .unwrap();
         assert_eq!(ex.status, 200);
@@ -137,7 +137,7 @@ async fn a_connection_the_server_closed_is_replaced_without_failing_a_request() 
     let http = HttpClient::new();
     for _ in 0..10 {
         let ex = http
-            .post_json(&s.url, &bearer(), b"{}".to_vec(), T)
+            .post_json(&s.url, &bearer(), bytes::Bytes::from_static(b"{}"), T)
             .await
             .unwrap();
         assert_eq!(ex.status, 200);
@@ -158,7 +158,7 @@ async fn concurrent_users_open_no_more_connections_than_requests_in_flight() {
         tasks.spawn(async move {
             for _ in 0..20 {
                 let ex = http
-                    .post_json(&url, &bearer(), b"{}".to_vec(), T)
+                    .post_json(&url, &bearer(), bytes::Bytes::from_static(b"{}"), T)
                     .await
                     .unwrap();
                 assert_eq!(ex.status, 200);
@@ -182,10 +182,10 @@ async fn a_user_with_its_own_client_keeps_its_own_connection() {
     let shared = HttpClient::new();
     let (a, b) = (shared.fresh(), shared.fresh());
     for _ in 0..5 {
-        a.post_json(&s.url, &bearer(), b"{}".to_vec(), T)
+        a.post_json(&s.url, &bearer(), bytes::Bytes::from_static(b"{}"), T)
             .await
             .unwrap();
-        b.post_json(&s.url, &bearer(), b"{}".to_vec(), T)
+        b.post_json(&s.url, &bearer(), bytes::Bytes::from_static(b"{}"), T)
             .await
             .unwrap();
     }
@@ -198,7 +198,12 @@ async fn nothing_listening_is_refused() {
     let addr = l.local_addr().unwrap();
     drop(l);
     let e = HttpClient::new()
-        .post_json(&format!("http://{addr}/x"), &bearer(), b"{}".to_vec(), T)
+        .post_json(
+            &Url::parse(&format!("http://{addr}/x")).unwrap(),
+            &bearer(),
+            bytes::Bytes::from_static(b"{}"),
+            T,
+        )
         .await
         .unwrap_err();
     assert_eq!(e.kind, TransportKind::Refused, "{e}");
@@ -208,7 +213,7 @@ async fn nothing_listening_is_refused() {
 async fn an_answer_cut_short_is_a_reset() {
     let s = server(Close::MidBody).await;
     let e = HttpClient::new()
-        .post_json(&s.url, &bearer(), b"{}".to_vec(), T)
+        .post_json(&s.url, &bearer(), bytes::Bytes::from_static(b"{}"), T)
         .await
         .unwrap_err();
     assert_eq!(e.kind, TransportKind::Reset, "{e}");
@@ -224,9 +229,9 @@ async fn a_silent_server_times_out() {
     });
     let e = HttpClient::new()
         .post_json(
-            &format!("http://{addr}/x"),
+            &Url::parse(&format!("http://{addr}/x")).unwrap(),
             &bearer(),
-            b"{}".to_vec(),
+            bytes::Bytes::from_static(b"{}"),
             Duration::from_millis(200),
         )
         .await
@@ -235,12 +240,19 @@ async fn a_silent_server_times_out() {
     hold.abort();
 }
 
-#[tokio::test]
-async fn a_bad_url_is_an_error() {
-    let e = HttpClient::new()
-        .post_json("http://", &bearer(), b"{}".to_vec(), T)
-        .await
-        .unwrap_err();
-    assert_eq!(e.kind, TransportKind::Other, "{e}");
-    assert!(e.message.contains("bad URL"), "{e}");
+#[test]
+fn urls_are_parsed_once_with_their_errors_named() {
+    let u = Url::parse("http://127.0.0.1:9/chatbot/v2/webhook/st-1?x=1").unwrap();
+    assert_eq!(u.as_str(), "http://127.0.0.1:9/chatbot/v2/webhook/st-1?x=1");
+    assert!(Url::parse("https://bots.example.com/chatbot/v2/webhook/st-1").is_ok());
+    for bad in [
+        "http://",
+        "ftp://example.com/x",
+        "/relative",
+        "http://exa mple.com/",
+    ] {
+        let e = Url::parse(bad).unwrap_err();
+        assert_eq!(e.kind, TransportKind::Other, "{bad}: {e}");
+        assert!(e.message.contains("bad URL"), "{bad}: {e}");
+    }
 }

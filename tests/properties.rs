@@ -408,7 +408,7 @@ proptest! {
     #[test]
     fn arbitrary_reply_bodies_never_panic_the_checks(bodies in proptest::collection::vec(reply_json(), 0..4), v1 in any::<bool>()) {
         let scenario = hookbench::scenario::parse_str(
-            "steps:\n  - send: x\n    expect:\n      - status: 200\n      - schema: v2.response\n      - text: {nth: -1, contains: a}\n      - jsonpath: {path: \"$.data[*].val\", count: 1}\n      - messages: {min: 1}\n      - template: {type: button, buttons: 3}\n      - end_of_task: {reason: Fulfilled}\n      - latency: 1s\n      - poll: {converged: true, max_polls: 2, within: 1s}\n",
+            "steps:\n  - send: x\n    expect:\n      - status: 200\n      - not: {status: [200, 404]}\n      - messages: 2\n      - not: {end_of_task: {task: Show Balance}}\n      - end_of_task: false\n      - schema: v2.response\n      - text: {nth: -1, contains: a}\n      - jsonpath: {path: \"$.data[*].val\", count: 1}\n      - messages: {min: 1}\n      - template: {type: button, buttons: 3}\n      - end_of_task: {reason: Fulfilled}\n      - latency: 1s\n      - poll: {converged: true, max_polls: 2, within: 1s}\n",
             std::path::Path::new("p.yaml"),
             &|_| None,
         )
@@ -423,7 +423,12 @@ proptest! {
             }
             reply.finish(version);
             for check in &scenario.steps[0].expect {
-                let _ = hookbench::engine::assertions::evaluate(check, &reply, &|_| None);
+                let full = hookbench::engine::assertions::evaluate(check, &reply, &|_| None);
+                let brief = hookbench::engine::assertions::evaluate_brief(check, &reply, &|_| None);
+                prop_assert_eq!(full.passed, brief.passed, "{}", check.label);
+                if !full.passed {
+                    prop_assert_eq!(&full, &brief);
+                }
             }
         }
     }

@@ -56,6 +56,83 @@ type Plain = hyper_util::client::legacy::Client<
     http_body_util::Full<Bytes>,
 >;
 
+/// A URL parsed once for all the requests that go to it: for `http://` URLs, the parts hyper
+/// sends (request target, `Host`) and the connection pool's key are ready.
+#[derive(Debug, Clone)]
+pub struct Url {
+    text: String,
+    plain: Option<Plain1>,
+}
+
+#[derive(Debug, Clone)]
+struct Plain1 {
+    /// Scheme, host and path (HTTP/2 `:authority` and `:path`).
+    absolute: http::Uri,
+    /// Path and query (the HTTP/1.1 request line).
+    origin: http::Uri,
+    /// The `Host` header.
+    host: http::HeaderValue,
+    /// `host:port` (port 80 when the URL names none).
+    key: String,
+}
+
+impl Url {
+    /// Parses `text`; `https://` URLs are left to reqwest, which parses them itself.
+    pub fn parse(text: &str) -> Result<Url, TransportError> {
+        let bad = |e: &dyn std::fmt::Display| TransportError {
+            kind: TransportKind::Other,
+            message: format!("bad URL {text}: {e}"),
+        };
+        let uri = text.parse::<http::Uri>().map_err(|e| bad(&e))?;
+        let plain = match uri.scheme_str() {
+            Some("http") => {
+                let authority = uri.authority().ok_or_else(|| bad(&"no host"))?.clone();
+                let origin = http::Uri::from_parts({
+                    let mut p = http::uri::Parts::default();
+                    p.path_and_query = uri.path_and_query().cloned();
+                    p
+                })
+                .map_err(|e| bad(&e))?;
+                let key = match authority.port_u16() {
+                    Some(_) => authority.as_str().to_string(),
+                    None => format!("{}:80", authority.host()),
+                };
+                let host = http::HeaderValue::from_str(authority.as_str()).map_err(|e| bad(&e))?;
+                Some(Plain1 {
+                    absolute: uri,
+                    origin,
+                    host,
+                    key,
+                })
+            }
+            Some("https") => None,
+            _ => return Err(bad(&"not an http:// or https:// URL")),
+        };
+        Ok(Url {
+            text: text.to_string(),
+            plain,
+        })
+    }
+
+    /// The URL as given.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    fn not_plain(&self) -> TransportError {
+        TransportError {
+            kind: TransportKind::Other,
+            message: format!("{} is not a plain-text URL", self.text),
+        }
+    }
+}
+
+impl std::fmt::Display for Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// A user's `Authorization: bearer …` header, built once per token and shared by its requests.
 #[derive(Debug, Clone)]
 pub struct Bearer(http::HeaderValue);
@@ -145,60 +222,51 @@ impl HttpClient {
     async fn plain(
         &self,
         method: http::Method,
-        url: &str,
+        url: &Url,
         auth: &Bearer,
-        body: Option<Vec<u8>>,
+        body: Option<Bytes>,
         timeout: Duration,
     ) -> Result<Exchange, TransportError> {
         use http_body_util::BodyExt;
-        let bad_url = |e: &dyn std::fmt::Display| TransportError {
-            kind: TransportKind::Other,
-            message: format!("bad URL {url}: {e}"),
+        let Some(target) = &url.plain else {
+            return Err(url.not_plain());
         };
-        let mut parts = url
-            .parse::<http::Uri>()
-            .map_err(|e| bad_url(&e))?
-            .into_parts();
-        let authority = parts.authority.take().ok_or_else(|| bad_url(&"no host"))?;
         let mut req = http::Request::builder()
             .method(method)
             .header(http::header::AUTHORIZATION, auth.header())
             .header(
                 http::header::USER_AGENT,
-                concat!("hookbench/", env!("CARGO_PKG_VERSION")),
+                http::HeaderValue::from_static(concat!("hookbench/", env!("CARGO_PKG_VERSION"))),
             );
         if body.is_some() {
-            req = req.header(http::header::CONTENT_TYPE, "application/json");
+            req = req.header(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
         }
-        let host: std::borrow::Cow<'_, str> = match authority.port_u16() {
-            Some(_) => authority.as_str().into(),
-            None => format!("{}:80", authority.host()).into(),
+        let body = http_body_util::Full::new(body.unwrap_or_default());
+        let built = |e: http::Error| TransportError {
+            kind: TransportKind::Other,
+            message: format!("cannot build a request to {url}: {e}"),
         };
-        let body = http_body_util::Full::new(Bytes::from(body.unwrap_or_default()));
         let sent = Instant::now();
         let exchange = async {
-            let resp = match &self.h2 {
+            let (resp, lent) = match &self.h2 {
                 Some(h2) => {
-                    parts.scheme = Some(http::uri::Scheme::HTTP);
-                    parts.authority = Some(authority.clone());
-                    let uri = http::Uri::from_parts(parts).map_err(|e| bad_url(&e))?;
-                    let req = req.uri(uri).body(body).map_err(|e| bad_url(&e))?;
+                    let req = req.uri(target.absolute.clone()).body(body).map_err(built)?;
                     (h2.request(req).await.map_err(classify_plain)?, None)
                 }
                 None => {
                     // HTTP/1.1 wants the path alone on the request line and the host in `Host`.
-                    parts.scheme = None;
-                    let uri = http::Uri::from_parts(parts).map_err(|e| bad_url(&e))?;
                     let req = req
-                        .uri(uri)
-                        .header(http::header::HOST, authority.as_str())
+                        .uri(target.origin.clone())
+                        .header(http::header::HOST, target.host.clone())
                         .body(body)
-                        .map_err(|e| bad_url(&e))?;
-                    let (resp, lent) = self.h1.send(&host, req).await?;
+                        .map_err(built)?;
+                    let (resp, lent) = self.h1.send(&target.key, req).await?;
                     (resp, Some(lent))
                 }
             };
-            let (resp, lent) = resp;
             let first_byte = sent.elapsed();
             let status = resp.status().as_u16();
             let body = resp
@@ -208,7 +276,7 @@ impl HttpClient {
                 .map_err(|e| classify_hyper(&e, false))?
                 .to_bytes();
             if let Some(lent) = lent {
-                self.h1.put(&host, lent);
+                self.h1.put(&target.key, lent);
             }
             Ok(Exchange {
                 status,
@@ -235,19 +303,19 @@ impl HttpClient {
     /// POSTs JSON.
     pub async fn post_json(
         &self,
-        url: &str,
+        url: &Url,
         auth: &Bearer,
-        body: Vec<u8>,
+        body: Bytes,
         timeout: Duration,
     ) -> Result<Exchange, TransportError> {
-        if url.starts_with("http://") {
+        if url.plain.is_some() {
             return self
                 .plain(http::Method::POST, url, auth, Some(body), timeout)
                 .await;
         }
         let req = self
             .inner
-            .post(url)
+            .post(url.as_str())
             .header(http::header::AUTHORIZATION, auth.header())
             .header(http::header::CONTENT_TYPE, "application/json")
             .timeout(timeout)
@@ -258,18 +326,18 @@ impl HttpClient {
     /// GETs a URL (polls).
     pub async fn get(
         &self,
-        url: &str,
+        url: &Url,
         auth: &Bearer,
         timeout: Duration,
     ) -> Result<Exchange, TransportError> {
-        if url.starts_with("http://") {
+        if url.plain.is_some() {
             return self
                 .plain(http::Method::GET, url, auth, None, timeout)
                 .await;
         }
         let req = self
             .inner
-            .get(url)
+            .get(url.as_str())
             .header(http::header::AUTHORIZATION, auth.header())
             .timeout(timeout);
         self.exchange(req).await

@@ -5,5 +5,5 @@ pub mod http;
 pub mod pool;
 pub mod receiver;
 
-pub use http::{Bearer, Exchange, HttpClient, TransportError};
+pub use http::{Bearer, Exchange, HttpClient, TransportError, Url};
 pub use receiver::{Delivery, Receiver, Subscription};

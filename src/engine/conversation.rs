@@ -6,13 +6,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::assertions::{evaluate, render_json};
+use super::assertions::{evaluate, evaluate_brief, render_json};
 use super::reply::{short, Body, Reply};
 use super::results::{AssertionResult, Failure, ScenarioResult, StepResult, StepStatus, Timing};
 use crate::client::http::{Exchange, TransportKind};
-use crate::client::{Bearer, HttpClient, Receiver, Subscription};
+use crate::client::{Bearer, HttpClient, Receiver, Subscription, Url};
 use crate::common::pause;
 use crate::protocol::jwt::{ClaimsTemplate, Signer};
 use crate::protocol::v2::Event;
@@ -49,13 +51,40 @@ pub struct Target {
     pub receiver: Option<Receiver>,
     /// Connection pool.
     pub http: HttpClient,
+    /// The message URL (from the endpoints, version and instance).
+    pub message_url: Url,
 }
 
 impl Target {
     /// The message URL.
-    pub fn message_url(&self) -> String {
-        self.endpoints
-            .message(self.version, self.instance.as_deref())
+    pub fn message_url(&self) -> &str {
+        self.message_url.as_str()
+    }
+}
+
+/// What a simulated user keeps between its conversations: its token and the storage of its
+/// variables (emptied of every value but the built-ins at each start, so nothing captured
+/// leaks into the next conversation).
+#[derive(Debug, Default)]
+pub struct UserState {
+    tokens: TokenCache,
+    vars: HashMap<String, String>,
+}
+
+/// Variables every conversation sets.
+const BUILTINS: [&str; 5] = ["vu", "iteration", "run", "scenario", "user"];
+
+/// Sets a variable, reusing the key's and the old value's storage.
+fn set_var(vars: &mut HashMap<String, String>, key: &str, value: impl std::fmt::Display) {
+    use std::fmt::Write;
+    match vars.get_mut(key) {
+        Some(v) => {
+            v.clear();
+            let _ = write!(v, "{value}");
+        }
+        None => {
+            vars.insert(key.to_string(), value.to_string());
+        }
     }
 }
 
@@ -76,16 +105,104 @@ impl TokenCache {
     }
 }
 
+/// How a conversation went.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The user's id.
+    pub user: String,
+    /// No step failed.
+    pub passed: bool,
+    /// When it began.
+    pub started: Instant,
+}
+
 /// A turn's message request.
 struct Outgoing<'a> {
-    url: &'a str,
+    url: &'a Url,
     auth: &'a Bearer,
-    body: Vec<u8>,
+    body: Bytes,
+}
+
+/// A step's `message` object: text and events are written straight from their parts, the
+/// rest is built as a tree.
+enum Msg {
+    /// V2 `{"type": kind, "val": val}`.
+    V2 { kind: &'static str, val: String },
+    /// V1 `{"text": text}`.
+    V1 { text: String },
+    /// Anything else.
+    Tree(Value),
+}
+
+impl Msg {
+    fn into_tree(self) -> Value {
+        match self {
+            Msg::V2 { kind, val } => json!({"type": kind, "val": val}),
+            Msg::V1 { text } => json!({ "text": text }),
+            Msg::Tree(v) => v,
+        }
+    }
+}
+
+impl Serialize for Msg {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Msg::V2 { kind, val } => {
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("type", kind)?;
+                m.serialize_entry("val", val)?;
+                m.end()
+            }
+            Msg::V1 { text } => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("text", text)?;
+                m.end()
+            }
+            Msg::Tree(v) => v.serialize(s),
+        }
+    }
+}
+
+/// A request body, written without building a tree.
+#[derive(Serialize)]
+struct Outbound<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<Value>,
+    message: Msg,
+    from: OutFrom<'a>,
+    to: OutTo<'a>,
+    #[serde(rename = "metaTags", skip_serializing_if = "Option::is_none")]
+    meta_tags: Option<Value>,
+    #[serde(rename = "customData", skip_serializing_if = "Option::is_none")]
+    custom_data: Option<Value>,
+    #[serde(
+        rename = "interactiveLanguage",
+        skip_serializing_if = "Option::is_none"
+    )]
+    language: Option<&'a str>,
+    /// V1 level tags sit at the top of the body.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    level_tags: Option<Map<String, Value>>,
+}
+
+#[derive(Serialize)]
+struct OutFrom<'a> {
+    id: &'a str,
+    #[serde(rename = "userInfo", skip_serializing_if = "Map::is_empty")]
+    user_info: Map<String, Value>,
+}
+
+#[derive(Serialize)]
+struct OutTo<'a> {
+    id: &'a str,
 }
 
 /// State carried from turn to turn.
 struct State<'c> {
-    vars: HashMap<String, String>,
+    vars: &'c mut HashMap<String, String>,
+    /// Write expected and actual for checks that hold too.
+    explain: bool,
     user: String,
     tokens: &'c mut TokenCache,
     form: Option<Value>,
@@ -112,39 +229,70 @@ fn us(d: Duration) -> u64 {
 impl Conversation<'_> {
     /// Runs every step; stops at the first failed step (the rest are skipped).
     pub async fn run(&self, vu: u64, iteration: u64, row: Option<usize>) -> ScenarioResult {
-        let mut tokens = TokenCache::default();
-        self.run_observed(vu, iteration, row, &mut tokens, &mut |_, _| {})
-            .await
+        let mut carry = UserState::default();
+        let mut steps = Vec::with_capacity(self.scenario.steps.len());
+        let outcome = self
+            .steps(vu, iteration, row, &mut carry, true, &mut |_, r| {
+                steps.push(r)
+            })
+            .await;
+        steps.extend(self.scenario.steps[steps.len()..].iter().map(skipped));
+        ScenarioResult {
+            name: self.scenario.name.clone(),
+            file: self.scenario.file.display().to_string(),
+            row: row.map(|r| r + 1),
+            user: outcome.user,
+            passed: outcome.passed,
+            duration_ms: ms(outcome.started.elapsed()),
+            steps,
+            setup_error: None,
+        }
     }
 
-    /// [`Conversation::run`] for a user that keeps its token in `tokens` between
-    /// conversations, showing each step's result to `on_step` as soon as it is known (the load
-    /// engine records metrics there).
-    pub async fn run_observed(
+    /// Runs the steps up to the first failure for a user that keeps `carry` between its
+    /// conversations, handing each step's result to `on_step` as soon as it is known (the
+    /// load engine records metrics there and keeps nothing else). Checks that hold are not
+    /// explained (no expected and actual text).
+    pub async fn drive(
         &self,
         vu: u64,
         iteration: u64,
         row: Option<usize>,
-        tokens: &mut TokenCache,
-        on_step: &mut (dyn FnMut(&Step, &StepResult) + Send),
-    ) -> ScenarioResult {
+        carry: &mut UserState,
+        on_step: &mut (dyn FnMut(&Step, StepResult) + Send),
+    ) -> Outcome {
+        self.steps(vu, iteration, row, carry, false, on_step).await
+    }
+
+    async fn steps(
+        &self,
+        vu: u64,
+        iteration: u64,
+        row: Option<usize>,
+        carry: &mut UserState,
+        explain: bool,
+        on_step: &mut (dyn FnMut(&Step, StepResult) + Send),
+    ) -> Outcome {
         let started = Instant::now();
-        let mut vars: HashMap<String, String> = HashMap::new();
-        vars.insert("vu".into(), vu.to_string());
-        vars.insert("iteration".into(), iteration.to_string());
-        vars.insert("run".into(), format!("{:08x}", rand::random::<u32>()));
-        vars.insert("scenario".into(), self.scenario.name.clone());
+        let UserState { tokens, vars } = carry;
+        vars.retain(|k, _| BUILTINS.contains(&k.as_str()));
+        // Unset (empty) until the user's id is rendered, as in a first conversation.
+        set_var(vars, "user", "");
+        set_var(vars, "vu", vu);
+        set_var(vars, "iteration", iteration);
+        set_var(vars, "run", format_args!("{:08x}", rand::random::<u32>()));
+        set_var(vars, "scenario", &self.scenario.name);
         if let (Some(data), Some(r)) = (&self.scenario.data, row) {
             for (c, v) in data.columns.iter().zip(&data.rows[r]) {
                 vars.insert(c.clone(), v.clone());
             }
         }
         for (name, t) in &self.scenario.vars {
-            let v = render(t, &vars);
+            let v = render(t, vars);
             vars.insert(name.clone(), v);
         }
-        let user = render(&self.scenario.user.id, &vars);
-        vars.insert("user".into(), user.clone());
+        let user = render(&self.scenario.user.id, vars);
+        set_var(vars, "user", &user);
         let subscription = self
             .target
             .receiver
@@ -153,32 +301,28 @@ impl Conversation<'_> {
             .map(|r| r.subscribe(&user));
         let mut state = State {
             vars,
-            user: user.clone(),
+            user,
             tokens,
+            explain,
             form: None,
             subscription,
         };
-        let mut steps = Vec::with_capacity(self.scenario.steps.len());
-        let mut failed = false;
         for step in &self.scenario.steps {
-            if failed {
-                steps.push(skipped(step));
-                continue;
-            }
             let r = self.step(step, &mut state).await;
-            on_step(step, &r);
-            failed = r.status == StepStatus::Failed;
-            steps.push(r);
+            let failed = r.status == StepStatus::Failed;
+            on_step(step, r);
+            if failed {
+                return Outcome {
+                    user: state.user,
+                    passed: false,
+                    started,
+                };
+            }
         }
-        ScenarioResult {
-            name: self.scenario.name.clone(),
-            file: self.scenario.file.display().to_string(),
-            row: row.map(|r| r + 1),
-            user,
-            passed: !failed,
-            duration_ms: ms(started.elapsed()),
-            steps,
-            setup_error: None,
+        Outcome {
+            user: state.user,
+            passed: true,
+            started,
         }
     }
 
@@ -230,11 +374,11 @@ impl Conversation<'_> {
             Err(f) => return fail(result, f),
         };
         let body = self.body(step, state, message);
-        let url = self.target.message_url();
+        let url = &self.target.message_url;
         let out = Outgoing {
-            url: &url,
+            url,
             auth: &token,
-            body: serde_json::to_vec(&body).unwrap_or_default(),
+            body: body.clone(),
         };
         let mut reply = Reply {
             converged: true,
@@ -266,12 +410,15 @@ impl Conversation<'_> {
             other => other,
         };
         if failure.is_none() {
-            let vars = &state.vars;
+            let vars = &*state.vars;
             let lookup = |n: &str| vars.get(n).cloned();
             result.assertions = step
                 .expect
                 .iter()
-                .map(|c| evaluate(c, &reply, &lookup))
+                .map(|c| match state.explain {
+                    true => evaluate(c, &reply, &lookup),
+                    false => evaluate_brief(c, &reply, &lookup),
+                })
                 .collect();
             for cap in &step.capture {
                 match capture(&cap.source, &reply) {
@@ -279,7 +426,7 @@ impl Conversation<'_> {
                         state.vars.insert(cap.name.clone(), v);
                     }
                     None => result.assertions.push(AssertionResult {
-                        check: format!("capture {}", cap.name),
+                        check: format!("capture {}", cap.name).into(),
                         line: step.pos.line,
                         passed: false,
                         expected: "a value to capture".into(),
@@ -295,12 +442,16 @@ impl Conversation<'_> {
                 .iter()
                 .find(|a| !a.passed)
                 .map(|a| Failure::Assertion {
-                    check: a.check.clone(),
+                    check: a.check.to_string(),
                     expected: a.expected.clone(),
                     actual: a.actual.clone(),
                 });
         if let Some(f) = failure.or(first_failed) {
-            result.curl = Some(curl(&url, &body, &state.user));
+            result.curl = Some(curl(
+                url.as_str(),
+                &String::from_utf8_lossy(&body),
+                &state.user,
+            ));
             return fail(result, f);
         }
         result
@@ -313,16 +464,19 @@ impl Conversation<'_> {
         state: &State<'_>,
         token: &Bearer,
         result: &mut StepResult,
-    ) -> Result<Value, Failure> {
-        let vars = &state.vars;
+    ) -> Result<Msg, Failure> {
+        let vars = &*state.vars;
         let v2 = self.target.version == Version::V2;
         Ok(match &step.action {
             Action::Send(t) => {
                 let text = render(t, vars);
                 if v2 {
-                    json!({"type": "text", "val": text})
+                    Msg::V2 {
+                        kind: "text",
+                        val: text,
+                    }
                 } else {
-                    json!({"text": text})
+                    Msg::V1 { text }
                 }
             }
             Action::Event(e) => {
@@ -332,14 +486,19 @@ impl Conversation<'_> {
                         e.as_str()
                     )));
                 }
-                json!({"type": "event", "val": e.as_str()})
+                Msg::V2 {
+                    kind: "event",
+                    val: e.as_str().to_string(),
+                }
             }
             Action::Template(t) => {
                 let val = render_json(t, &|n| vars.get(n).cloned());
                 if v2 {
-                    json!({"type": "template", "val": val})
+                    Msg::Tree(json!({"type": "template", "val": val}))
                 } else {
-                    json!({"text": val.to_string()})
+                    Msg::V1 {
+                        text: val.to_string(),
+                    }
                 }
             }
             Action::Form(fields) => {
@@ -373,11 +532,11 @@ impl Conversation<'_> {
                     data.push(json!({"componentId": comp.get("id").cloned().unwrap_or(Value::Null), "input": render(t, vars)}));
                 }
                 let submission = json!({"formId": form.get("id").cloned().unwrap_or(Value::Null), "data": data, "meta": {}});
-                if v2 {
+                Msg::Tree(if v2 {
                     json!({"type": "formData", "val": submission})
                 } else {
                     json!({"text": "", "formData": submission})
-                }
+                })
             }
             Action::Upload {
                 path,
@@ -398,64 +557,58 @@ impl Conversation<'_> {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                json!({"type": "text", "val": render(text, vars), "attachments": [{"fileId": file_id, "fileName": name, "fileType": file_type}]})
+                Msg::Tree(
+                    json!({"type": "text", "val": render(text, vars), "attachments": [{"fileId": file_id, "fileName": name, "fileType": file_type}]}),
+                )
             }
-            Action::Think(_) => Value::Null,
+            Action::Think(_) => Msg::Tree(Value::Null),
         })
     }
 
-    fn body(&self, step: &Step, state: &State<'_>, mut message: Value) -> Value {
-        let vars = &state.vars;
+    fn body(&self, step: &Step, state: &State<'_>, mut message: Msg) -> Bytes {
+        let vars = &*state.vars;
         let lookup = |n: &str| vars.get(n).cloned();
-        let mut body = Map::new();
         let new_session =
             step.new_session || matches!(step.action, Action::Event(Event::OnConnect));
-        if new_session {
-            body.insert("session".into(), json!({"new": true}));
-        }
         if let Some(att) = &step.attachments {
-            if let Some(m) = message.as_object_mut() {
+            let mut tree = message.into_tree();
+            if let Some(m) = tree.as_object_mut() {
                 m.insert("attachments".into(), render_json(att, &lookup));
             }
+            message = Msg::Tree(tree);
         }
-        body.insert("message".into(), message);
-        let mut from = json!({"id": state.user});
         let user = &self.scenario.user;
-        let mut info = Map::new();
+        let mut user_info = Map::new();
         for (key, t) in [
             ("firstName", &user.first_name),
             ("lastName", &user.last_name),
             ("email", &user.email),
         ] {
             if let Some(t) = t {
-                info.insert(key.into(), Value::String(render(t, vars)));
+                user_info.insert(key.into(), Value::String(render(t, vars)));
             }
         }
-        if !info.is_empty() {
-            from["userInfo"] = Value::Object(info);
-        }
-        body.insert("from".into(), from);
-        body.insert("to".into(), json!({"id": self.target.endpoints.bot_id}));
-        if let Some(tags) = &step.tags {
-            let tags = render_json(tags, &lookup);
-            match self.target.version {
-                Version::V2 => {
-                    body.insert("metaTags".into(), tags);
-                }
-                Version::V1 => {
-                    if let Some(o) = tags.as_object() {
-                        body.extend(o.clone());
-                    }
-                }
-            }
-        }
-        if let Some(cd) = &step.custom_data {
-            body.insert("customData".into(), render_json(cd, &lookup));
-        }
-        if let Some(lang) = &step.language {
-            body.insert("interactiveLanguage".into(), Value::String(lang.clone()));
-        }
-        Value::Object(body)
+        let tags = step.tags.as_ref().map(|t| render_json(t, &lookup));
+        let (meta_tags, level_tags) = match self.target.version {
+            Version::V2 => (tags, None),
+            Version::V1 => (None, tags.and_then(|t| t.as_object().cloned())),
+        };
+        let out = Outbound {
+            session: new_session.then(|| json!({"new": true})),
+            message,
+            from: OutFrom {
+                id: &state.user,
+                user_info,
+            },
+            to: OutTo {
+                id: &self.target.endpoints.bot_id,
+            },
+            meta_tags,
+            custom_data: step.custom_data.as_ref().map(|cd| render_json(cd, &lookup)),
+            language: step.language.as_deref(),
+            level_tags,
+        };
+        serde_json::to_vec(&out).unwrap_or_default().into()
     }
 
     async fn upload(
@@ -627,11 +780,11 @@ impl Conversation<'_> {
                 });
             }
             pause(t.poll.interval.wait(reply.polls)).await;
-            let ex = match t
-                .http
-                .get(&t.endpoints.poll(&id), out.auth, t.timeout)
-                .await
-            {
+            let poll_url = match Url::parse(&t.endpoints.poll(&id)) {
+                Ok(u) => u,
+                Err(e) => return Some(transport(e)),
+            };
+            let ex = match t.http.get(&poll_url, out.auth, t.timeout).await {
                 Ok(ex) => ex,
                 Err(e) => return Some(transport(e)),
             };
@@ -816,7 +969,7 @@ fn skipped(step: &Step) -> StepResult {
     StepResult {
         index: step.index,
         label: step.label.clone(),
-        file: step.file.display().to_string(),
+        file: step.shown_file.clone(),
         line: step.pos.line,
         status: StepStatus::Skipped,
         http_status: None,
@@ -859,8 +1012,8 @@ fn capture(source: &CaptureSource, reply: &Reply) -> Option<String> {
 }
 
 /// A curl command that repeats the request; the token is left to an environment variable.
-pub fn curl(url: &str, body: &Value, user: &str) -> String {
-    let body = body.to_string().replace('\'', r"'\''");
+pub fn curl(url: &str, body: &str, user: &str) -> String {
+    let body = body.replace('\'', r"'\''");
     format!(
         "HOOKBENCH_TOKEN=$(hookbench token --user '{user}')  # add --client-id/--client-secret for a real channel\ncurl -sS -X POST '{url}' -H \"Authorization: bearer $HOOKBENCH_TOKEN\" -H 'Content-Type: application/json' --data-raw '{body}'"
     )

@@ -1,5 +1,7 @@
 //! What runs produce: plain data that every report (terminal, JSON, JUnit) is a function of.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::client::http::TransportKind;
@@ -97,7 +99,7 @@ impl Failure {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AssertionResult {
     /// The check as written.
-    pub check: String,
+    pub check: Arc<str>,
     /// Line in the scenario.
     pub line: u64,
     /// Held.
@@ -135,9 +137,9 @@ pub struct StepResult {
     /// 0-based.
     pub index: usize,
     /// `send transfer`.
-    pub label: String,
+    pub label: Arc<str>,
     /// Source file (included steps name theirs).
-    pub file: String,
+    pub file: Arc<str>,
     /// Line.
     pub line: u64,
     /// Outcome.

@@ -162,7 +162,11 @@ impl Environment {
             .instance
             .clone()
             .or_else(|| t.instance.clone().filter(|i| i != "default"));
+        let message_url =
+            crate::client::Url::parse(&parsed.endpoints.message(version, instance.as_deref()))
+                .map_err(|e| e.message)?;
         Ok(Target {
+            message_url,
             version,
             mode,
             endpoints: parsed.endpoints,

@@ -187,7 +187,9 @@ pub struct Step {
     /// Where it starts.
     pub pos: Pos,
     /// Display name: `send transfer`, `event ON_CONNECT`, or `name:`.
-    pub label: String,
+    pub label: Arc<str>,
+    /// The file as reports show it.
+    pub shown_file: Arc<str>,
     /// What it does.
     pub action: Action,
     /// Checks on the bot's reply.
@@ -372,7 +374,7 @@ pub enum CheckKind {
 #[derive(Debug, Clone)]
 pub struct Check {
     /// Readable form, e.g. `text contains "Welcome"`.
-    pub label: String,
+    pub label: Arc<str>,
     /// Where it is.
     pub pos: Pos,
     /// Wrapped in `not:`.

@@ -785,7 +785,7 @@ impl Validator<'_> {
             );
             return Vec::new();
         };
-        let labels: Vec<String> = self.steps.iter().map(|s| s.label.clone()).collect();
+        let labels: Vec<String> = self.steps.iter().map(|s| s.label.to_string()).collect();
         let mut out = Vec::new();
         for (i, it) in items.iter().enumerate() {
             let p = format!("thresholds[{i}]");
@@ -1287,8 +1287,9 @@ impl Validator<'_> {
         let mut step = Step {
             index: self.steps.len(),
             file: self.file.clone(),
+            shown_file: self.file.display().to_string().into(),
             pos: node.pos,
-            label,
+            label: label.into(),
             action,
             expect,
             capture: Vec::new(),
@@ -1505,7 +1506,7 @@ impl Validator<'_> {
             "not" => {
                 let inner = self.check(v, &p, !negate)?;
                 return Some(Check {
-                    label: format!("not {}", inner.label),
+                    label: format!("not {}", inner.label).into(),
                     ..inner
                 });
             }
@@ -1771,7 +1772,7 @@ impl Validator<'_> {
             }
         };
         Some(Check {
-            label,
+            label: label.into(),
             pos,
             negate,
             kind,

@@ -178,6 +178,6 @@ async fn failed_assertion_names_the_check_with_expected_and_actual() {
     assert!(!step.assertions[0].passed);
     assert_eq!(step.assertions[0].expected, "3 message(s)");
     assert_eq!(step.assertions[0].actual, "2");
-    assert_eq!(step.assertions[1].check, "not end_of_task true");
+    assert_eq!(&*step.assertions[1].check, "not end_of_task true");
     assert!(!step.assertions[1].passed);
 }

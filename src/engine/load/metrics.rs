@@ -212,6 +212,16 @@ impl Sample {
     }
 }
 
+/// A number per thread, handed out in order as threads first record.
+fn thread_slot() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SLOT: usize = NEXT.fetch_add(1, Relaxed);
+    }
+    SLOT.with(|s| *s)
+}
+
 /// Per-thread shards: a recorder locks only its own thread's shard, which the aggregator
 /// touches once per interval.
 #[derive(Debug)]
@@ -231,10 +241,7 @@ impl Shards {
 
     /// Records into the calling thread's shard.
     pub fn with<R>(&self, f: impl FnOnce(&mut Sample) -> R) -> R {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        std::thread::current().id().hash(&mut h);
-        let i = (h.finish() as usize) % self.shards.len();
+        let i = thread_slot() % self.shards.len();
         let mut s = self.shards[i].lock().unwrap_or_else(|p| p.into_inner());
         f(&mut s)
     }

@@ -14,8 +14,8 @@ use rand::Rng;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use super::conversation::{Conversation, Target, TokenCache};
-use super::results::{Failure, ScenarioResult, StepResult, StepStatus};
+use super::conversation::{Conversation, Target, UserState};
+use super::results::{Failure, StepResult, StepStatus};
 use crate::scenario::{Action, Load, LoadModel, Mode, Scenario, Stage};
 use metrics::{hist, record, summarise, Sample, Shards};
 use report::{Capacity, CapacityStep, Generator, LoadReport, Point, StepReport};
@@ -80,7 +80,7 @@ impl Control {
         n: u64,
         intended: Option<Instant>,
         own: Option<&Target>,
-        tokens: &mut TokenCache,
+        carry: &mut UserState,
     ) {
         let actual = Instant::now();
         self.active.fetch_add(1, Relaxed);
@@ -95,14 +95,15 @@ impl Control {
         };
         let timeout = self.target.timeout;
         let mode = self.target.mode;
-        let result = conv
-            .run_observed(vu, n + 1, row, tokens, &mut |step, r| {
-                self.shards.with(|s| record_step(s, step, r, mode, timeout))
+        let outcome = conv
+            .drive(vu, n + 1, row, carry, &mut |step, r| {
+                self.shards
+                    .with(|s| record_step(s, step, &r, mode, timeout))
             })
             .await;
         self.active.fetch_sub(1, Relaxed);
         self.shards
-            .with(|s| record_conversation(s, &result, actual, intended));
+            .with(|s| record_conversation(s, outcome.passed, actual, intended));
     }
 }
 
@@ -179,14 +180,9 @@ fn record_step(
     }
 }
 
-fn record_conversation(
-    s: &mut Sample,
-    r: &ScenarioResult,
-    actual: Instant,
-    intended: Option<Instant>,
-) {
+fn record_conversation(s: &mut Sample, passed: bool, actual: Instant, intended: Option<Instant>) {
     s.counts.conversations += 1;
-    s.counts.conversations_failed += u64::from(!r.passed);
+    s.counts.conversations_failed += u64::from(!passed);
     let end = Instant::now();
     record(&mut s.dists.conversation, end - actual);
     if let Some(i) = intended {
@@ -365,7 +361,7 @@ pub async fn run(
     let ticker = {
         let (ctl, agg, model, stop) = (ctl.clone(), agg.clone(), load.model.clone(), stop.clone());
         let thresholds = scenario.thresholds.clone();
-        let labels: Vec<String> = scenario.steps.iter().map(|s| s.label.clone()).collect();
+        let labels: Vec<String> = scenario.steps.iter().map(|s| s.label.to_string()).collect();
         tokio::spawn(async move {
             let mut next = Instant::now() + Duration::from_secs(1);
             let mut window_start = Duration::ZERO;
@@ -463,7 +459,7 @@ pub async fn run(
                         ..(*ctl.target).clone()
                     });
                     tasks.spawn(async move {
-                        let mut tokens = TokenCache::default();
+                        let mut carry = UserState::default();
                         loop {
                             if vu > ctl.allowed_users.load(Relaxed) {
                                 if ctl.stop_starting.load(Relaxed) || ctl.stop.is_stopped() {
@@ -473,7 +469,7 @@ pub async fn run(
                                 continue;
                             }
                             let Some(n) = ctl.claim() else { break };
-                            ctl.conversation(vu, n, None, own.as_ref(), &mut tokens)
+                            ctl.conversation(vu, n, None, own.as_ref(), &mut carry)
                                 .await;
                         }
                     });
@@ -530,8 +526,8 @@ pub async fn run(
                     ..(*ctl.target).clone()
                 });
                 tasks.spawn(async move {
-                    let mut tokens = TokenCache::default();
-                    ctl2.conversation(n + 1, n, Some(intended), own.as_ref(), &mut tokens)
+                    let mut carry = UserState::default();
+                    ctl2.conversation(n + 1, n, Some(intended), own.as_ref(), &mut carry)
                         .await
                 });
             }
@@ -565,7 +561,7 @@ pub async fn run(
     if stop.is_stopped() && aborted.is_none() {
         *aborted = Some("stopped by request (Ctrl-C)".into());
     }
-    let labels: Vec<String> = scenario.steps.iter().map(|s| s.label.clone()).collect();
+    let labels: Vec<String> = scenario.steps.iter().map(|s| s.label.to_string()).collect();
     let threshold_results = scenario
         .thresholds
         .iter()
@@ -598,7 +594,7 @@ pub async fn run(
         .enumerate()
         .filter(|(_, s)| !matches!(s.action, Action::Think(_)))
         .map(|(i, s)| StepReport {
-            label: s.label.clone(),
+            label: s.label.to_string(),
             count: total.counts.step_runs.get(i).map(|r| r.0).unwrap_or(0),
             failed: total.counts.step_runs.get(i).map(|r| r.1).unwrap_or(0),
             latency: summarise(&d.steps[i], 1000.0),
@@ -630,7 +626,7 @@ pub async fn run(
         tool: format!("hookbench {}", env!("CARGO_PKG_VERSION")),
         scenario: scenario.name.clone(),
         file: scenario.file.display().to_string(),
-        target: target.message_url(),
+        target: target.message_url().to_string(),
         workload: describe(&load),
         started_at,
         duration_s: elapsed.as_secs_f64(),
