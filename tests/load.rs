@@ -59,6 +59,51 @@ async fn closed_model_runs_users_in_a_loop_and_thresholds_hold() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_turns_measure_deliveries_and_count_the_unmatched() {
+    let text = "target: { mode: async, instance: ivrInst-async, async: { quiet: 300ms, max_wait: 5s } }\nsteps:\n  - send: balance\n    expect:\n      - messages: 2\n      - end_of_task: { task: Show Balance }\nload: { users: 3, duration: 2s, grace: 3s }\nthresholds:\n  - async.missing == 0\n  - async.delivery.p95 < 2s\n  - async.unmatched == 0\n";
+    let s = scenario(text);
+    let mut env = Environment::default();
+    let target = env.resolve(&s, &TestOptions::default()).await.unwrap();
+    let receiver = target
+        .receiver
+        .clone()
+        .expect("async targets get a receiver");
+    let l = s.load.clone().unwrap();
+    let stray = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let http = reqwest::Client::new();
+        for to in ["nobody", "also-nobody", "a-user-of-another-run"] {
+            let r = http
+                .post(&receiver.url)
+                .json(&serde_json::json!({"to": to, "data": [{"type": "text", "val": "stray"}]}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    });
+    let r = load::run(
+        Arc::new(s),
+        Arc::new(target),
+        l,
+        Arc::new(StopSignal::default()),
+        |_, _| {},
+    )
+    .await;
+    stray.await.unwrap();
+    env.shutdown().await;
+    let c = &r.counts;
+    assert!(c.async_turns >= 3, "{c:?}");
+    assert_eq!(c.turns_failed, 0, "{c:?}");
+    assert_eq!(c.async_missing, 0);
+    assert!(c.deliveries >= c.async_turns, "{c:?}");
+    assert!(r.distributions["async_delivery"].count >= c.async_turns);
+    assert_eq!(c.unmatched_deliveries, 3, "{c:?}");
+    let held: Vec<bool> = r.thresholds.iter().map(|t| t.passed).collect();
+    assert_eq!(held, [true, true, false], "{:#?}", r.thresholds);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_model_arrives_at_its_rate_and_measures_from_the_intended_start() {
     let text = format!("{QUICK}load: {{ rate: 40/s, duration: 2s }}\n");
     let r = run(&text, TestOptions::default()).await;

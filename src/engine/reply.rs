@@ -73,7 +73,7 @@ pub struct Lean {
 #[derive(Deserialize)]
 struct Fields<'a> {
     #[serde(borrow, default)]
-    data: Option<Vec<Item<'a>>>,
+    data: Option<Vec<&'a RawValue>>,
     #[serde(borrow, default)]
     text: Option<&'a RawValue>,
     #[serde(borrow, default)]
@@ -139,8 +139,13 @@ impl Lean {
         };
         match version {
             Version::V2 => {
-                for item in f.data.iter().flatten() {
+                for raw in f.data.iter().flatten() {
                     l.count += 1;
+                    // A struct also reads from an array; only objects are messages with a type.
+                    if !raw.get().starts_with('{') {
+                        continue;
+                    }
+                    let item: Item<'_> = serde_json::from_str(raw.get()).ok()?;
                     let Some(val) = item.val else { continue };
                     match item.kind.map(RawValue::get) {
                         Some(r#""form""#) => {

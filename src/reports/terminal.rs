@@ -161,8 +161,13 @@ pub fn load_summary(r: &crate::engine::load::report::LoadReport, style: Style) -
     if c.async_turns > 0 {
         let _ = writeln!(
             out,
-            "  async: {} turns, {} deliveries, {} missing, {} duplicates, {} reordered",
-            c.async_turns, c.deliveries, c.async_missing, c.duplicates, c.reordered
+            "  async: {} turns, {} deliveries, {} missing, {} duplicates, {} reordered, {} unmatched",
+            c.async_turns,
+            c.deliveries,
+            c.async_missing,
+            c.duplicates,
+            c.reordered,
+            c.unmatched_deliveries
         );
     }
     if c.dropped_starts + c.late_starts > 0 {

@@ -58,6 +58,8 @@ pub enum Scalar {
     Conversations,
     /// Async turns with no delivery.
     AsyncMissing,
+    /// Async deliveries matched to no waiting user.
+    AsyncUnmatched,
     /// Open-model starts dropped at the concurrency cap.
     DroppedStarts,
 }
@@ -154,7 +156,7 @@ pub struct Threshold {
 }
 
 /// Metric names, for "did you mean" (distributions take a statistic: `.p95`, `.max`, …).
-pub const METRIC_NAMES: [&str; 17] = [
+pub const METRIC_NAMES: [&str; 18] = [
     "turn.latency",
     "step[LABEL].latency",
     "conversation.duration",
@@ -171,6 +173,7 @@ pub const METRIC_NAMES: [&str; 17] = [
     "throughput",
     "conversations.count",
     "async.missing",
+    "async.unmatched",
     "starts.dropped",
 ];
 
@@ -201,6 +204,7 @@ pub fn parse_metric(name: &str) -> Result<MetricRef, String> {
         "throughput" => Some(Scalar::Throughput),
         "conversations.count" => Some(Scalar::Conversations),
         "async.missing" => Some(Scalar::AsyncMissing),
+        "async.unmatched" => Some(Scalar::AsyncUnmatched),
         "starts.dropped" => Some(Scalar::DroppedStarts),
         _ => None,
     };

@@ -129,6 +129,10 @@ pub struct Counts {
     pub duplicates: u64,
     /// Out-of-order deliveries.
     pub reordered: u64,
+    /// Deliveries the POST_URL receiver could not match to a waiting user (unknown or
+    /// missing `to`, or after the user's turn ended).
+    #[serde(default)]
+    pub unmatched_deliveries: u64,
     /// Open model: starts dropped at the concurrency cap.
     pub dropped_starts: u64,
     /// Open model: starts more than 10 ms behind schedule.
@@ -164,6 +168,7 @@ impl Counts {
         self.async_missing += o.async_missing;
         self.duplicates += o.duplicates;
         self.reordered += o.reordered;
+        self.unmatched_deliveries += o.unmatched_deliveries;
         self.dropped_starts += o.dropped_starts;
         self.late_starts += o.late_starts;
         for (k, v) in &o.failures {

@@ -57,9 +57,22 @@ struct Control {
     active: AtomicU64,
     cap: Option<u64>,
     stop: Arc<StopSignal>,
+    /// The receiver's unmatched count already collected.
+    unmatched_seen: AtomicU64,
 }
 
 impl Control {
+    /// Moves what the users recorded into `into`, with the deliveries the receiver could not
+    /// match since the last call.
+    fn collect(&self, into: &mut Sample) {
+        self.shards.drain_into(into);
+        if let Some(r) = &self.target.receiver {
+            let now = r.unmatched();
+            let before = self.unmatched_seen.swap(now, Relaxed);
+            into.counts.unmatched_deliveries += now.saturating_sub(before);
+        }
+    }
+
     /// Claims the next conversation number, or `None` when starts are over.
     fn claim(&self) -> Option<u64> {
         if self.stop_starting.load(Relaxed) || self.stop.is_stopped() {
@@ -343,6 +356,7 @@ pub async fn run(
         active: AtomicU64::new(0),
         cap: load.iterations,
         stop: stop.clone(),
+        unmatched_seen: AtomicU64::new(target.receiver.as_ref().map_or(0, |r| r.unmatched())),
     });
     let duration = load.duration.unwrap_or_else(|| default_duration(&load));
     let start = Instant::now();
@@ -381,7 +395,7 @@ pub async fn run(
                     aborted,
                     ..
                 } = &mut *a;
-                ctl.shards.drain_into(interval);
+                ctl.collect(interval);
                 let point = Point {
                     t: t.as_secs_f64().round(),
                     throughput: interval.counts.turns as f64,
@@ -556,7 +570,7 @@ pub async fn run(
         lag,
         ..
     } = &mut *a;
-    ctl.shards.drain_into(interval);
+    ctl.collect(interval);
     total.add(interval);
     if stop.is_stopped() && aborted.is_none() {
         *aborted = Some("stopped by request (Ctrl-C)".into());

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::metrics::{Counts, DistSummary};
 
 /// Version of the load results format (`schemas/load-results.schema.json`).
-pub const LOAD_SCHEMA_VERSION: &str = "1.0";
+pub const LOAD_SCHEMA_VERSION: &str = "1.1";
 
 /// One second of the run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

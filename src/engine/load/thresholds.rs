@@ -60,6 +60,7 @@ pub fn value(
             Scalar::Throughput => c.turns as f64 / elapsed.as_secs_f64().max(1e-9),
             Scalar::Conversations => c.conversations as f64,
             Scalar::AsyncMissing => c.async_missing as f64,
+            Scalar::AsyncUnmatched => c.unmatched_deliveries as f64,
             Scalar::DroppedStarts => c.dropped_starts as f64,
         }),
     }
