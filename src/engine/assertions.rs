@@ -7,7 +7,7 @@ use super::reply::Reply;
 use super::results::AssertionResult;
 use crate::common::duration::format_duration;
 use crate::protocol::template;
-use crate::scenario::{Check, CheckKind, Count, PathTest, TextTest, Which};
+use crate::scenario::{Check, CheckKind, PathTest, TextTest, Which};
 
 /// Variable lookup for templated expectations.
 pub type Vars<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -52,14 +52,6 @@ fn loose_eq(a: &Value, b: &Value) -> bool {
             .unwrap_or_else(|| v.to_string())
     };
     a == b || text(a) == text(b)
-}
-
-fn show_count(c: Count) -> String {
-    match c {
-        Count::Eq(n) => n.to_string(),
-        Count::AtLeast(n) => format!("at least {n}"),
-        Count::AtMost(n) => format!("at most {n}"),
-    }
 }
 
 fn quote_list(texts: &[String]) -> String {
@@ -254,7 +246,7 @@ fn test(kind: &CheckKind, reply: &Reply, vars: Vars<'_>) -> (bool, String, Strin
         }
         CheckKind::Messages(c) => (
             c.holds(reply.message_count),
-            format!("{} message(s)", show_count(*c)),
+            format!("{c} message(s)"),
             reply.message_count.to_string(),
         ),
         CheckKind::Template {
@@ -267,7 +259,7 @@ fn test(kind: &CheckKind, reply: &Reply, vars: Vars<'_>) -> (bool, String, Strin
                 "a {} template{}",
                 template_type.as_deref().unwrap_or("any"),
                 buttons
-                    .map(|b| format!(" with {} button(s)", show_count(b)))
+                    .map(|b| format!(" with {b} button(s)"))
                     .unwrap_or_default()
             );
             let fits = |t: &Value| {

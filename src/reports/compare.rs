@@ -103,7 +103,7 @@ pub fn compare(base: &LoadReport, new: &LoadReport, tol: Tolerances) -> Vec<Row>
 /// The comparison as a table.
 pub fn render(rows: &[Row]) -> String {
     let mut out = format!(
-        "{:<40} {:>12} {:>12} {:>9}\n",
+        "{:<40} {:>17} {:>17} {:>9}\n",
         "metric", "base", "new", "change"
     );
     for r in rows {
@@ -116,11 +116,8 @@ pub fn render(rows: &[Row]) -> String {
         let name: String = r.metric.chars().take(40).collect();
         let _ = writeln!(
             out,
-            "{name:<40} {:>9.2} {:<2} {:>9.2} {:<2} {change:>9}{mark}",
-            r.base,
-            r.unit.chars().take(2).collect::<String>(),
-            r.new,
-            r.unit.chars().take(2).collect::<String>()
+            "{name:<40} {:>9.2} {:<7} {:>9.2} {:<7} {change:>9}{mark}",
+            r.base, r.unit, r.new, r.unit
         );
     }
     out

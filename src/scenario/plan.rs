@@ -301,6 +301,16 @@ pub enum Count {
     AtMost(usize),
 }
 
+impl std::fmt::Display for Count {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Count::Eq(n) => write!(f, "{n}"),
+            Count::AtLeast(n) => write!(f, "at least {n}"),
+            Count::AtMost(n) => write!(f, "at most {n}"),
+        }
+    }
+}
+
 impl Count {
     /// True when `n` satisfies it.
     pub fn holds(self, n: usize) -> bool {

@@ -1641,10 +1641,7 @@ impl Validator<'_> {
             }
             "messages" => {
                 let c = self.count(v, &p)?;
-                (
-                    CheckKind::Messages(c),
-                    format!("messages {c:?}").to_lowercase(),
-                )
+                (CheckKind::Messages(c), format!("messages {c}"))
             }
             "template" => {
                 let te = self.map(v, &p)?;
@@ -1658,8 +1655,11 @@ impl Validator<'_> {
                     .get("buttons")
                     .and_then(|b| self.count(b, &join(&p, "buttons")));
                 let label = format!(
-                    "template {}",
-                    template_type.clone().unwrap_or_else(|| "any".into())
+                    "template {}{}",
+                    template_type.clone().unwrap_or_else(|| "any".into()),
+                    buttons
+                        .map(|b| format!(" with {b} button(s)"))
+                        .unwrap_or_default()
                 );
                 (
                     CheckKind::Template {
