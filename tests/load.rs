@@ -7,6 +7,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hookbench::engine::conversation::Target;
 use hookbench::engine::load::{self, StopSignal};
 use hookbench::engine::suite::{Environment, TestOptions};
 use hookbench::scenario::{parse_str, Scenario};
@@ -21,18 +22,30 @@ fn scenario(text: &str) -> Scenario {
 }
 
 async fn run(text: &str, opts: TestOptions) -> load::report::LoadReport {
+    run_beside(text, opts, |_| async {}).await
+}
+
+/// Runs the load with `beside` (given the resolved target) running alongside it.
+async fn run_beside<F: std::future::Future<Output = ()>>(
+    text: &str,
+    opts: TestOptions,
+    beside: impl FnOnce(&Target) -> F,
+) -> load::report::LoadReport {
     let s = scenario(text);
     let mut env = Environment::default();
     let target = env.resolve(&s, &opts).await.unwrap();
     let l = s.load.clone().unwrap();
-    let r = load::run(
-        Arc::new(s),
-        Arc::new(target),
-        l,
-        Arc::new(StopSignal::default()),
-        |_, _| {},
-    )
-    .await;
+    let side = beside(&target);
+    let (r, ()) = tokio::join!(
+        load::run(
+            Arc::new(s),
+            Arc::new(target),
+            l,
+            Arc::new(StopSignal::default()),
+            |_, _| {},
+        ),
+        side
+    );
     env.shutdown().await;
     r
 }
@@ -61,37 +74,25 @@ async fn closed_model_runs_users_in_a_loop_and_thresholds_hold() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_turns_measure_deliveries_and_count_the_unmatched() {
     let text = "target: { mode: async, instance: ivrInst-async, async: { quiet: 300ms, max_wait: 5s } }\nsteps:\n  - send: balance\n    expect:\n      - messages: 2\n      - end_of_task: { task: Show Balance }\nload: { users: 3, duration: 2s, grace: 3s }\nthresholds:\n  - async.missing == 0\n  - async.delivery.p95 < 2s\n  - async.unmatched == 0\n";
-    let s = scenario(text);
-    let mut env = Environment::default();
-    let target = env.resolve(&s, &TestOptions::default()).await.unwrap();
-    let receiver = target
-        .receiver
-        .clone()
-        .expect("async targets get a receiver");
-    let l = s.load.clone().unwrap();
-    let stray = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let http = reqwest::Client::new();
-        for to in ["nobody", "also-nobody", "a-user-of-another-run"] {
-            let r = http
-                .post(&receiver.url)
-                .json(&serde_json::json!({"to": to, "data": [{"type": "text", "val": "stray"}]}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
+    let r = run_beside(text, TestOptions::default(), |target| {
+        let url = target
+            .receiver
+            .as_ref()
+            .expect("async targets get a receiver")
+            .url
+            .clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let http = reqwest::Client::new();
+            for to in ["nobody", "also-nobody", "a-user-of-another-run"] {
+                let body =
+                    serde_json::json!({"to": to, "data": [{"type": "text", "val": "stray"}]});
+                let r = http.post(&url).json(&body).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+            }
         }
-    });
-    let r = load::run(
-        Arc::new(s),
-        Arc::new(target),
-        l,
-        Arc::new(StopSignal::default()),
-        |_, _| {},
-    )
+    })
     .await;
-    stray.await.unwrap();
-    env.shutdown().await;
     let c = &r.counts;
     assert!(c.async_turns >= 3, "{c:?}");
     assert_eq!(c.turns_failed, 0, "{c:?}");

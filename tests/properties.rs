@@ -251,86 +251,74 @@ impl InProcess {
     }
 }
 
-fn any_json() -> impl Strategy<Value = Value> {
+/// Arbitrary JSON whose object keys are mostly `keys` and whose strings are often `words`,
+/// so that generated documents reach the code that reads those keys.
+fn json_like(
+    keys: &'static [&'static str],
+    words: &'static [&'static str],
+    size: u32,
+) -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
         text().prop_map(Value::String),
-        prop_oneof![
-            Just("message"),
-            Just("from"),
-            Just("type"),
-            Just("val"),
-            Just("text")
-        ]
-        .prop_map(|s| json!(s)),
+        proptest::sample::select(words).prop_map(|s| json!(s)),
     ];
-    leaf.prop_recursive(4, 32, 4, |inner| {
+    leaf.prop_recursive(4, size * 8, size, move |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
             proptest::collection::btree_map(
                 prop_oneof![
-                    Just("message".to_string()),
-                    Just("from".to_string()),
-                    Just("id".to_string()),
-                    Just("type".to_string()),
-                    Just("val".to_string()),
-                    Just("text".to_string()),
+                    proptest::sample::select(keys).prop_map(str::to_string),
                     text()
                 ],
                 inner,
-                0..4
+                0..size as usize
             )
             .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
 
+/// JSON shaped like request bodies.
+fn any_json() -> impl Strategy<Value = Value> {
+    json_like(
+        &["message", "from", "id", "type", "val", "text"],
+        &["message", "from", "type", "val", "text"],
+        4,
+    )
+}
+
 /// JSON shaped like bot replies: their keys and the values that change how they are read.
 fn reply_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| json!(n)),
-        text().prop_map(Value::String),
-        prop_oneof![
-            Just("form"),
-            Just("event"),
-            Just("text"),
-            Just("template"),
-            Just("Inprogress"),
-            Just("Fulfilled"),
-            Just("{\"payload\":{\"text\":\"t\"}}"),
-            Just("{&quot;text&quot;:&quot;e&quot;}"),
-        ]
-        .prop_map(|s| json!(s)),
-    ];
-    leaf.prop_recursive(4, 40, 5, |inner| {
-        prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            proptest::collection::btree_map(
-                prop_oneof![
-                    Just("data".to_string()),
-                    Just("text".to_string()),
-                    Just("type".to_string()),
-                    Just("val".to_string()),
-                    Just("payload".to_string()),
-                    Just("form".to_string()),
-                    Just("formDef".to_string()),
-                    Just("endOfTask".to_string()),
-                    Just("endReason".to_string()),
-                    Just("completedTaskName".to_string()),
-                    Just("pollId".to_string()),
-                    Just("status".to_string()),
-                    text()
-                ],
-                inner,
-                0..5
-            )
-            .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
+    json_like(
+        &[
+            "data",
+            "text",
+            "type",
+            "val",
+            "payload",
+            "form",
+            "formDef",
+            "endOfTask",
+            "endReason",
+            "completedTaskName",
+            "pollId",
+            "status",
+        ],
+        &[
+            "form",
+            "event",
+            "text",
+            "template",
+            "Inprogress",
+            "Fulfilled",
+            "{\"payload\":{\"text\":\"t\"}}",
+            "{&quot;text&quot;:&quot;e&quot;}",
+        ],
+        5,
+    )
 }
 
 fn mangled_body() -> impl Strategy<Value = Vec<u8>> {
