@@ -231,38 +231,35 @@ impl HttpClient {
         let Some(target) = &url.plain else {
             return Err(url.not_plain());
         };
-        let mut req = http::Request::builder()
-            .method(method)
-            .header(http::header::AUTHORIZATION, auth.header())
-            .header(
-                http::header::USER_AGENT,
-                http::HeaderValue::from_static(concat!("hookbench/", env!("CARGO_PKG_VERSION"))),
-            );
-        if body.is_some() {
-            req = req.header(
-                http::header::CONTENT_TYPE,
+        use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, USER_AGENT};
+        let has_body = body.is_some();
+        // Built in place: the builder moves the whole request head through every call.
+        let mut req = http::Request::new(http_body_util::Full::new(body.unwrap_or_default()));
+        *req.method_mut() = method;
+        let headers = req.headers_mut();
+        headers.reserve(4);
+        headers.insert(AUTHORIZATION, auth.header());
+        headers.insert(
+            USER_AGENT,
+            http::HeaderValue::from_static(concat!("hookbench/", env!("CARGO_PKG_VERSION"))),
+        );
+        if has_body {
+            headers.insert(
+                CONTENT_TYPE,
                 http::HeaderValue::from_static("application/json"),
             );
         }
-        let body = http_body_util::Full::new(body.unwrap_or_default());
-        let built = |e: http::Error| TransportError {
-            kind: TransportKind::Other,
-            message: format!("cannot build a request to {url}: {e}"),
-        };
         let sent = Instant::now();
         let exchange = async {
             let (resp, lent) = match &self.h2 {
                 Some(h2) => {
-                    let req = req.uri(target.absolute.clone()).body(body).map_err(built)?;
+                    *req.uri_mut() = target.absolute.clone();
                     (h2.request(req).await.map_err(classify_plain)?, None)
                 }
                 None => {
                     // HTTP/1.1 wants the path alone on the request line and the host in `Host`.
-                    let req = req
-                        .uri(target.origin.clone())
-                        .header(http::header::HOST, target.host.clone())
-                        .body(body)
-                        .map_err(built)?;
+                    *req.uri_mut() = target.origin.clone();
+                    req.headers_mut().insert(HOST, target.host.clone());
                     let (resp, lent) = self.h1.send(&target.key, req).await?;
                     (resp, Some(lent))
                 }
