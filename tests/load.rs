@@ -62,6 +62,9 @@ async fn closed_model_runs_users_in_a_loop_and_thresholds_hold() {
     assert!(r.passed(), "{:#?}", r.thresholds);
     assert_eq!(r.thresholds.len(), 5);
     assert!(r.timeseries.len() >= 2);
+    // The series reaches the end of the run even when the last tick came late.
+    let last = r.timeseries.last().unwrap();
+    assert!(last.t >= 1.9 && last.throughput > 0.0, "{last:?}");
     assert!(r.timeseries.iter().all(|p| p.active == 5));
     assert_eq!(r.steps[0].count, r.counts.turns);
     let turn = &r.distributions["turn"];

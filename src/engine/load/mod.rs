@@ -62,6 +62,24 @@ struct Control {
 }
 
 impl Control {
+    /// The time-series point for what `s` holds: `span` seconds ending `t` seconds in.
+    fn point(&self, model: &LoadModel, s: &Sample, t: f64, span: f64) -> Point {
+        Point {
+            t,
+            throughput: s.counts.turns as f64 / span,
+            conversations: s.counts.conversations,
+            active: match model {
+                LoadModel::Closed { .. } => self.allowed_users.load(Relaxed),
+                _ => self.active.load(Relaxed),
+            },
+            p50_ms: q(&s.dists.turn, 0.5),
+            p95_ms: q(&s.dists.turn, 0.95),
+            p99_ms: q(&s.dists.turn, 0.99),
+            errors: s.counts.turns_failed,
+            rate: rate_at(model, Duration::from_secs_f64(t)),
+        }
+    }
+
     /// Moves what the users recorded into `into`, with the deliveries the receiver could not
     /// match since the last call.
     fn collect(&self, into: &mut Sample) {
@@ -396,20 +414,7 @@ pub async fn run(
                     ..
                 } = &mut *a;
                 ctl.collect(interval);
-                let point = Point {
-                    t: t.as_secs_f64().round(),
-                    throughput: interval.counts.turns as f64,
-                    conversations: interval.counts.conversations,
-                    active: match model {
-                        LoadModel::Closed { .. } => ctl.allowed_users.load(Relaxed),
-                        _ => ctl.active.load(Relaxed),
-                    },
-                    p50_ms: q(&interval.dists.turn, 0.5),
-                    p95_ms: q(&interval.dists.turn, 0.95),
-                    p99_ms: q(&interval.dists.turn, 0.99),
-                    errors: interval.counts.turns_failed,
-                    rate: rate_at(&model, t),
-                };
+                let point = ctl.point(&model, interval, t.as_secs_f64().round(), 1.0);
                 total.add(interval);
                 window.add(interval);
                 interval.reset();
@@ -571,6 +576,13 @@ pub async fn run(
         ..
     } = &mut *a;
     ctl.collect(interval);
+    // The last, partial second (a run rarely ends on a tick): its own point, as a rate.
+    let last_tick = series.last().map_or(0.0, |p| p.t);
+    let span = elapsed.as_secs_f64() - last_tick;
+    if span >= 0.1 && (interval.counts.turns > 0 || interval.counts.conversations > 0) {
+        let t = (elapsed.as_secs_f64() * 10.0).round() / 10.0;
+        series.push(ctl.point(&load.model, interval, t, span));
+    }
     total.add(interval);
     if stop.is_stopped() && aborted.is_none() {
         *aborted = Some("stopped by request (Ctrl-C)".into());

@@ -13,11 +13,12 @@ pub const LOAD_SCHEMA_VERSION: &str = "1.1";
 /// One second of the run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Point {
-    /// Seconds since the start.
+    /// Seconds since the start, at the end of the interval the point covers: one second, or
+    /// less for the run's last, partial second.
     pub t: f64,
-    /// Turns completed per second.
+    /// Turns completed per second over the interval.
     pub throughput: f64,
-    /// Conversations completed in this second.
+    /// Conversations completed in the interval.
     pub conversations: u64,
     /// Users (closed) or conversations in flight (open).
     pub active: u64,
