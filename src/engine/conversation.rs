@@ -275,7 +275,9 @@ impl Conversation<'_> {
     ) -> Outcome {
         let started = Instant::now();
         let UserState { tokens, vars } = carry;
-        vars.retain(|k, _| BUILTINS.contains(&k.as_str()));
+        if vars.len() > BUILTINS.len() {
+            vars.retain(|k, _| BUILTINS.contains(&k.as_str()));
+        }
         // Unset (empty) until the user's id is rendered, as in a first conversation.
         set_var(vars, "user", "");
         set_var(vars, "vu", vu);
