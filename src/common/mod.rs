@@ -1,5 +1,12 @@
-//! Small value types shared by every layer: typed durations, ranges and distributions.
+//! Small value types shared by every layer: typed durations, ranges and distributions, and
+//! how YAML is read.
 
 pub mod duration;
 
 pub use duration::{pause, pause_until, Delay, DurationSpec};
+
+/// How hookbench reads YAML (scenarios and bots): YAML 1.2 booleans only (`true`/`false`), so
+/// that keys and values such as `n`, `no`, `on` or `y` stay text, as they would in JSON.
+pub fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! { strict_booleans: true }
+}

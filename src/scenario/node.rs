@@ -217,7 +217,7 @@ pub struct SyntaxError {
 
 /// Parses YAML into a positioned tree.
 pub fn parse(text: &str) -> Result<At<Node>, SyntaxError> {
-    serde_saphyr::from_str::<Spanned<Node>>(text)
+    serde_saphyr::from_str_with_options::<Spanned<Node>>(text, crate::common::yaml_options())
         .map(At::from)
         .map_err(|e| {
             let loc = e.location();

@@ -542,16 +542,17 @@ impl Bot {
 
     /// Parses and validates bot YAML; `base_dir` resolves `public_key_file`.
     pub fn from_yaml(text: &str, file: &str, base_dir: Option<&Path>) -> Result<Bot, BotError> {
-        let raw: RawBot = serde_saphyr::from_str(text).map_err(|e| {
-            let loc = e.location();
-            BotError {
-                file: file.to_string(),
-                line: loc.map(|l| l.line()).unwrap_or(0),
-                column: loc.map(|l| l.column()).unwrap_or(0),
-                path: String::new(),
-                message: first_line(&e.to_string()),
-            }
-        })?;
+        let raw: RawBot = serde_saphyr::from_str_with_options(text, crate::common::yaml_options())
+            .map_err(|e| {
+                let loc = e.location();
+                BotError {
+                    file: file.to_string(),
+                    line: loc.map(|l| l.line()).unwrap_or(0),
+                    column: loc.map(|l| l.column()).unwrap_or(0),
+                    path: String::new(),
+                    message: first_line(&e.to_string()),
+                }
+            })?;
         Validator { file, base_dir }.bot(raw)
     }
 

@@ -181,3 +181,123 @@ async fn failed_assertion_names_the_check_with_expected_and_actual() {
     assert_eq!(&*step.assertions[1].check, "not end_of_task true");
     assert!(!step.assertions[1].passed);
 }
+
+/// A channel that records every message request and answers one text message.
+async fn recording_channel() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) {
+    use axum::routing::post;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (s1, s2) = (seen.clone(), seen.clone());
+    let app = axum::Router::new()
+        .route(
+            "/chatbot/v2/webhook/{bot}",
+            post(move |body: axum::Json<serde_json::Value>| async move {
+                s1.lock().unwrap().push(body.0);
+                axum::Json(serde_json::json!({"data": [{"type": "text", "val": "ok"}]}))
+            }),
+        )
+        .route(
+            "/chatbot/hooks/{bot}",
+            post(move |body: axum::Json<serde_json::Value>| async move {
+                s2.lock().unwrap().push(body.0);
+                axum::Json(serde_json::json!({"text": "ok"}))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), seen)
+}
+
+#[tokio::test]
+async fn request_bodies_carry_every_field_a_step_sets() {
+    let (base, seen) = recording_channel().await;
+    let text = r#"name: bodies
+user: { id: "u-{{vu}}", first_name: Ada, last_name: Lovelace, email: ada@example.com }
+steps:
+  - event: ON_CONNECT
+  - send: "hello {{user}}"
+    new_session: true
+    language: de
+    tags:
+      user: { tier: gold }
+      message: { channel: "{{scenario}}" }
+    custom_data: { order: "{{vu}}", nested: { n: 1 } }
+    attachments:
+      - { url: "https://example.com/a.png", file_type: image, file_name: a.png }
+"#;
+    for (version, path) in [
+        ("v2", "/chatbot/v2/webhook/st-1"),
+        ("v1", "/chatbot/hooks/st-1"),
+    ] {
+        seen.lock().unwrap().clear();
+        let opts = TestOptions {
+            target: Some(format!("{base}{path}")),
+            client_id: Some("cs-1".into()),
+            client_secret: Some(Secret("secret".into())),
+        };
+        let s = scenario(&text.replace(
+            "name: bodies",
+            &format!("name: bodies\ntarget: {{ version: {version} }}"),
+        ));
+        let v1 = version == "v1";
+        let steps = if v1 { &s.steps[1..] } else { &s.steps[..] };
+        let s = Scenario {
+            steps: steps.to_vec(),
+            ..s
+        };
+        let report = suite::run(&[s], &opts, |_| {}).await;
+        assert!(
+            report.scenarios[0].passed,
+            "{version}: {:#?}",
+            report.scenarios[0]
+        );
+        let bodies = seen.lock().unwrap().clone();
+        let from = serde_json::json!({"id": "u-1", "userInfo": {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com"}});
+        let attachment = serde_json::json!([{"url": "https://example.com/a.png", "fileType": "image", "fileName": "a.png"}]);
+        let last = bodies.last().unwrap();
+        assert_eq!(last["from"], from, "{version}");
+        assert_eq!(last["to"], serde_json::json!({"id": "st-1"}), "{version}");
+        assert_eq!(
+            last["session"],
+            serde_json::json!({"new": true}),
+            "{version}"
+        );
+        assert_eq!(last["interactiveLanguage"], "de", "{version}");
+        assert_eq!(
+            last["customData"],
+            serde_json::json!({"order": "1", "nested": {"n": 1}}),
+            "{version}"
+        );
+        let tags = serde_json::json!([{"name": "tier", "value": "gold"}]);
+        if v1 {
+            assert_eq!(bodies.len(), 1);
+            assert_eq!(last["message"]["text"], "hello u-1");
+            assert_eq!(last["message"]["attachments"], attachment);
+            assert_eq!(last["userLevelTags"], tags);
+            assert_eq!(
+                last["messageLevelTags"],
+                serde_json::json!([{"name": "channel", "value": "bodies"}])
+            );
+            assert!(last.get("metaTags").is_none());
+        } else {
+            assert_eq!(bodies.len(), 2);
+            assert_eq!(
+                bodies[0]["message"],
+                serde_json::json!({"type": "event", "val": "ON_CONNECT"})
+            );
+            assert_eq!(bodies[0]["session"], serde_json::json!({"new": true}));
+            assert!(bodies[0].get("metaTags").is_none() && bodies[0].get("customData").is_none());
+            assert_eq!(last["message"]["type"], "text");
+            assert_eq!(last["message"]["val"], "hello u-1");
+            assert_eq!(last["message"]["attachments"], attachment);
+            assert_eq!(last["metaTags"]["userLevelTags"], tags);
+            assert_eq!(
+                last["metaTags"]["messageLevelTags"],
+                serde_json::json!([{"name": "channel", "value": "bodies"}])
+            );
+        }
+    }
+}

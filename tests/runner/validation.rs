@@ -92,3 +92,25 @@ fn example_scenarios_are_valid() {
             && !f.to_string_lossy().ends_with(".steps.yaml")));
     hookbench::cli::test::load_all(&files).unwrap();
 }
+
+#[test]
+fn yaml_1_1_boolean_words_stay_text() {
+    let s = parse_str(
+        "steps:\n  - send: no\n    custom_data: { n: no, y: on, off: Yes }\n",
+        Path::new("t.yaml"),
+        &|_| None,
+    )
+    .unwrap();
+    assert_eq!(
+        s.steps[0].custom_data,
+        Some(serde_json::json!({"n": "no", "y": "on", "off": "Yes"}))
+    );
+    assert_eq!(&*s.steps[0].label, "send no");
+    // Only `true`/`false` are booleans, so `yes` where a boolean belongs is an error.
+    let e = errors("steps:\n  - send: hi\n    new_session: yes\n");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("t.yaml:3:18 steps[0].new_session:"),
+        "{e:?}"
+    );
+}
