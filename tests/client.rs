@@ -81,18 +81,15 @@ async fn server(close: Close) -> Server {
                             || head.starts_with("GET /hook?x=1 HTTP/1.1")
                     );
                     let body = br#"{"data":[]}"#;
-                    let resp = format!(
+                    let mut resp = format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
                         body.len()
-                    );
-                    if s.write_all(resp.as_bytes()).await.is_err() {
-                        return;
-                    }
-                    if close == Close::MidBody {
-                        let _ = s.write_all(&body[..4]).await;
-                        return;
-                    }
-                    if s.write_all(body).await.is_err() || close == Close::Silently {
+                    )
+                    .into_bytes();
+                    // One write: a head and body written apart wait on Nagle and delayed ACKs.
+                    let whole = close != Close::MidBody;
+                    resp.extend_from_slice(if whole { &body[..] } else { &body[..4] });
+                    if s.write_all(&resp).await.is_err() || !whole || close == Close::Silently {
                         return;
                     }
                 }
@@ -255,4 +252,55 @@ fn urls_are_parsed_once_with_their_errors_named() {
         assert_eq!(e.kind, TransportKind::Other, "{bad}: {e}");
         assert!(e.message.contains("bad URL"), "{bad}: {e}");
     }
+}
+
+#[tokio::test]
+async fn at_the_connection_limit_requests_wait_for_a_free_connection() {
+    let s = server(Close::Never).await;
+    let http = HttpClient::new().with_connection_limit(2);
+    assert_eq!(http.connection_limit(), 2);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (http, url) = (http.clone(), s.url.clone());
+        tasks.spawn(async move {
+            for _ in 0..10 {
+                let ex = http
+                    .post_json(&url, &bearer(), bytes::Bytes::from_static(b"{}"), T)
+                    .await
+                    .unwrap();
+                assert_eq!(ex.status, 200);
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+    assert_eq!(s.requests.load(SeqCst), 80);
+    assert!(
+        s.accepted.load(SeqCst) <= 2,
+        "{} connections",
+        s.accepted.load(SeqCst)
+    );
+    assert!(http.connection_waits() > 0);
+}
+
+#[tokio::test]
+async fn a_limited_pool_frees_the_slot_of_a_connection_the_server_closed() {
+    let s = server(Close::Silently).await;
+    let http = HttpClient::new().with_connection_limit(1);
+    for _ in 0..5 {
+        let ex = http
+            .post_json(&s.url, &bearer(), bytes::Bytes::from_static(b"{}"), T)
+            .await
+            .unwrap();
+        assert_eq!(ex.status, 200);
+    }
+    assert_eq!(s.accepted.load(SeqCst), 5);
+}
+
+#[test]
+fn the_default_limit_follows_the_descriptor_limit() {
+    let limit = hookbench::client::pool::default_limit();
+    assert!(limit >= 16, "{limit}");
+    assert!(HttpClient::new().connection_limit() == limit);
 }

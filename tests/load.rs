@@ -31,8 +31,17 @@ async fn run_beside<F: std::future::Future<Output = ()>>(
     opts: TestOptions,
     beside: impl FnOnce(&Target) -> F,
 ) -> load::report::LoadReport {
+    run_in(Environment::default(), text, opts, beside).await
+}
+
+/// [`run_beside`] in a given environment (say, one with its own HTTP client).
+async fn run_in<F: std::future::Future<Output = ()>>(
+    mut env: Environment,
+    text: &str,
+    opts: TestOptions,
+    beside: impl FnOnce(&Target) -> F,
+) -> load::report::LoadReport {
     let s = scenario(text);
-    let mut env = Environment::default();
     let target = env.resolve(&s, &opts).await.unwrap();
     let l = s.load.clone().unwrap();
     let side = beside(&target);
@@ -587,4 +596,24 @@ async fn one_connection_per_user() {
     let r = run(&text, TestOptions::default()).await;
     assert!(r.counts.conversations > 3);
     assert_eq!(r.counts.turns_failed, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generator_at_its_connection_cap_says_so() {
+    let http = hookbench::client::HttpClient::new().with_connection_limit(1);
+    let r = run_in(
+        Environment::with_client(http),
+        &format!("{QUICK}load: {{ users: 6, duration: 1s, grace: 2s }}\n"),
+        TestOptions::default(),
+        |_| async {},
+    )
+    .await;
+    assert_eq!(r.counts.turns_failed, 0, "{:?}", r.counts);
+    assert!(r.counts.turns > 6);
+    let w = &r.generator.warnings;
+    assert!(
+        w.iter()
+            .any(|w| w.contains("waited for a free connection") && w.contains("cap of 1")),
+        "{w:?}"
+    );
 }

@@ -213,7 +213,7 @@ impl HttpClient {
     pub fn fresh(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            h1: Arc::default(),
+            h1: Arc::new(H1Pool::with_limit(self.h1.limit())),
             h2: (self.version == HttpVersion::Http2).then(h2_pool),
             version: self.version,
         }
@@ -290,6 +290,23 @@ impl HttpClient {
                 message: format!("no answer within {timeout:?}"),
             }),
         }
+    }
+
+    /// The same client with its HTTP/1.1 pool capped at `max` open connections (the default
+    /// follows the file-descriptor limit: [`super::pool::default_limit`]).
+    pub fn with_connection_limit(mut self, max: usize) -> Self {
+        self.h1 = Arc::new(H1Pool::with_limit(max));
+        self
+    }
+
+    /// The HTTP/1.1 pool's cap on open connections.
+    pub fn connection_limit(&self) -> usize {
+        self.h1.limit()
+    }
+
+    /// Requests that waited for a connection because the pool was at its cap.
+    pub fn connection_waits(&self) -> u64 {
+        self.h1.waits()
     }
 
     /// The underlying client, for multipart uploads.

@@ -4,10 +4,18 @@
 //! quiet run keeps few connections warm) or opens one, and gives it back once the whole answer
 //! is read. A connection found closed is dropped; a request that a reused connection could
 //! not send goes out on another one. Nothing else sits between a user and the socket: no
-//! URL re-parsing into pool keys, no connect race, no waiter queue.
+//! URL re-parsing into pool keys, no connect race.
+//!
+//! Open connections are capped (by default to what the process's file-descriptor limit
+//! allows, see [`default_limit`]): at the cap a request waits for a connection to come back
+//! instead of failing to open one, and the wait is counted so the load engine can say the
+//! generator, not the target, held the users back.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -28,9 +36,43 @@ struct Idle {
 }
 
 /// Idle connections by host (`host:port`); runs rarely talk to more than one.
-#[derive(Default)]
 pub struct H1Pool {
     idle: Mutex<Vec<(String, Vec<Idle>)>>,
+    shared: Arc<Shared>,
+    limit: usize,
+    waits: AtomicU64,
+}
+
+/// What the connections' own tasks update when they end.
+#[derive(Default)]
+struct Shared {
+    open: AtomicUsize,
+    /// A connection came back to the pool or closed.
+    freed: Notify,
+}
+
+impl Default for H1Pool {
+    fn default() -> Self {
+        Self::with_limit(default_limit())
+    }
+}
+
+/// Open connections a pool allows by default: half of the file-descriptor limit left after
+/// 256 for everything else (half, because against the embedded simulator both ends of each
+/// connection live in this process); 4,096 when the limit cannot be read.
+pub fn default_limit() -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse::<usize>().ok())
+        });
+    match soft {
+        Some(n) => (n.saturating_sub(256) / 2).max(16),
+        None => 4096,
+    }
 }
 
 impl std::fmt::Debug for H1Pool {
@@ -40,7 +82,11 @@ impl std::fmt::Debug for H1Pool {
             .lock()
             .map(|g| g.iter().map(|(_, v)| v.len()).sum::<usize>())
             .unwrap_or(0);
-        f.debug_struct("H1Pool").field("idle", &idle).finish()
+        f.debug_struct("H1Pool")
+            .field("idle", &idle)
+            .field("open", &self.shared.open.load(Relaxed))
+            .field("limit", &self.limit)
+            .finish()
     }
 }
 
@@ -51,6 +97,31 @@ pub struct Lent {
 }
 
 impl H1Pool {
+    /// A pool that keeps at most `limit` connections open.
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            idle: Mutex::default(),
+            shared: Arc::default(),
+            limit: limit.max(1),
+            waits: AtomicU64::new(0),
+        }
+    }
+
+    /// Requests that waited for a connection because the pool was at its limit.
+    pub fn waits(&self) -> u64 {
+        self.waits.load(Relaxed)
+    }
+
+    /// The cap on open connections.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.shared.open.load(Relaxed)
+    }
+
     /// Idle connections to `host` (for tests and diagnostics).
     pub fn idle_count(&self, host: &str) -> usize {
         self.idle
@@ -61,6 +132,16 @@ impl H1Pool {
                     .map_or(0, |(_, v)| v.len())
             })
             .unwrap_or(0)
+    }
+
+    /// Closes one idle connection to a host other than `host`; false when there is none.
+    /// Its slot frees when its task sees it closed.
+    fn evict_other(&self, host: &str) -> bool {
+        let mut g = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        g.iter_mut()
+            .filter(|(h, _)| h != host)
+            .find_map(|(_, list)| list.pop())
+            .is_some()
     }
 
     fn take(&self, host: &str) -> Option<Sender> {
@@ -83,10 +164,54 @@ impl H1Pool {
             tx: lent.tx,
             since: Instant::now(),
         };
-        let mut g = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        match g.iter_mut().find(|(h, _)| h == host) {
-            Some((_, list)) => list.push(idle),
-            None => g.push((host.to_string(), vec![idle])),
+        {
+            let mut g = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            match g.iter_mut().find(|(h, _)| h == host) {
+                Some((_, list)) => list.push(idle),
+                None => g.push((host.to_string(), vec![idle])),
+            }
+        }
+        self.shared.freed.notify_one();
+    }
+
+    /// An idle connection, a new one, or (at the limit) the next one freed.
+    async fn checkout(&self, host: &str) -> Result<(Sender, bool), TransportError> {
+        let mut waited = false;
+        loop {
+            if let Some(tx) = self.take(host) {
+                return Ok((tx, true));
+            }
+            if self.shared.open.fetch_add(1, Relaxed) < self.limit {
+                return match Box::pin(connect(host, self.shared.clone())).await {
+                    Ok(tx) => Ok((tx, false)),
+                    Err(e) => {
+                        self.shared.open.fetch_sub(1, Relaxed);
+                        self.shared.freed.notify_one();
+                        Err(e)
+                    }
+                };
+            }
+            self.shared.open.fetch_sub(1, Relaxed);
+            // Slots held by idle connections to other hosts are given up first.
+            if self.evict_other(host) {
+                continue;
+            }
+            // At the limit: register for the next freed connection, then look once more so
+            // one freed in between is not missed.
+            let freed = self.shared.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if let Some(tx) = self.take(host) {
+                return Ok((tx, true));
+            }
+            if self.shared.open.load(Relaxed) < self.limit {
+                continue;
+            }
+            if !waited {
+                waited = true;
+                self.waits.fetch_add(1, Relaxed);
+            }
+            freed.await;
         }
     }
 
@@ -97,10 +222,7 @@ impl H1Pool {
         mut req: http::Request<Full<Bytes>>,
     ) -> Result<(http::Response<Incoming>, Lent), TransportError> {
         loop {
-            let (mut tx, reused) = match self.take(host) {
-                Some(tx) => (tx, true),
-                None => (connect(host).await?, false),
-            };
+            let (mut tx, reused) = self.checkout(host).await?;
             if tx.ready().await.is_err() {
                 if reused {
                     continue;
@@ -122,7 +244,9 @@ impl H1Pool {
     }
 }
 
-async fn connect(host: &str) -> Result<Sender, TransportError> {
+/// Opens a connection counted in `shared.open` (the caller counted it; its task uncounts it
+/// when the connection ends).
+async fn connect(host: &str, shared: Arc<Shared>) -> Result<Sender, TransportError> {
     let stream = tokio::net::TcpStream::connect(host)
         .await
         .map_err(|e| connect_error(host, &e))?;
@@ -134,6 +258,8 @@ async fn connect(host: &str) -> Result<Sender, TransportError> {
         if let Err(e) = conn.await {
             tracing::debug!("connection ended: {e}");
         }
+        shared.open.fetch_sub(1, Relaxed);
+        shared.freed.notify_one();
     });
     Ok(tx)
 }

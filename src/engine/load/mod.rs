@@ -360,6 +360,7 @@ pub async fn run(
 ) -> LoadReport {
     let started_at = crate::protocol::ids::created_on_now();
     let cpu_before = cpu_seconds();
+    let waits_before = target.http.connection_waits();
     let steps = scenario.steps.len();
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -644,6 +645,13 @@ pub async fn run(
         warnings.push(format!(
             "the generator used {:.0}% of {threads} cores: results may be limited by the generator",
             100.0 * cpu / elapsed.as_secs_f64() / threads as f64
+        ));
+    }
+    let waits = target.http.connection_waits() - waits_before;
+    if waits > 0 {
+        warnings.push(format!(
+            "{waits} request(s) waited for a free connection: the generator's pool was at its cap of {} open connections (it follows the file-descriptor limit; raise `ulimit -n` for more)",
+            target.http.connection_limit()
         ));
     }
     LoadReport {
