@@ -31,17 +31,8 @@ async fn run_beside<F: std::future::Future<Output = ()>>(
     opts: TestOptions,
     beside: impl FnOnce(&Target) -> F,
 ) -> load::report::LoadReport {
-    run_in(Environment::default(), text, opts, beside).await
-}
-
-/// [`run_beside`] in a given environment (say, one with its own HTTP client).
-async fn run_in<F: std::future::Future<Output = ()>>(
-    mut env: Environment,
-    text: &str,
-    opts: TestOptions,
-    beside: impl FnOnce(&Target) -> F,
-) -> load::report::LoadReport {
     let s = scenario(text);
+    let mut env = Environment::default();
     let target = env.resolve(&s, &opts).await.unwrap();
     let l = s.load.clone().unwrap();
     let side = beside(&target);
@@ -598,22 +589,36 @@ async fn one_connection_per_user() {
     assert_eq!(r.counts.turns_failed, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_generator_at_its_connection_cap_says_so() {
-    let http = hookbench::client::HttpClient::new().with_connection_limit(1);
-    let r = run_in(
-        Environment::with_client(http),
-        &format!("{QUICK}load: {{ users: 6, duration: 1s, grace: 2s }}\n"),
-        TestOptions::default(),
-        |_| async {},
-    )
-    .await;
-    assert_eq!(r.counts.turns_failed, 0, "{:?}", r.counts);
-    assert!(r.counts.turns > 6);
-    let w = &r.generator.warnings;
+#[test]
+fn a_generator_at_its_connection_cap_says_so() {
+    let out = tmp("cap");
+    let r = bin()
+        .args([
+            "run",
+            "scenarios/quickstart.yaml",
+            "--users",
+            "6",
+            "--duration",
+            "1s",
+            "--max-connections",
+            "1",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert_eq!(r.status.code(), Some(0), "{stdout}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert!(v["counts"]["turns"].as_u64().unwrap() > 6);
+    assert_eq!(v["counts"]["turns_failed"], 0);
+    let warned = |w: &str| w.contains("waited for a free connection") && w.contains("cap of 1");
+    let warnings = v["generator"]["warnings"].as_array().unwrap();
     assert!(
-        w.iter()
-            .any(|w| w.contains("waited for a free connection") && w.contains("cap of 1")),
-        "{w:?}"
+        warnings.iter().any(|w| warned(w.as_str().unwrap())),
+        "{warnings:?}"
     );
+    assert!(stdout.lines().any(warned), "{stdout}");
+    let _ = std::fs::remove_dir_all(out);
 }

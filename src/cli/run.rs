@@ -57,6 +57,10 @@ pub struct RunArgs {
     /// shared keep-alive pool.
     #[arg(long)]
     pub connection_per_user: bool,
+    /// At most this many connections in the shared HTTP/1.1 pool (a client's pool size);
+    /// requests beyond it wait. Default: what the file-descriptor limit allows.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
     /// Speak HTTP/2 (h2c, prior knowledge) to plain-text targets: users multiplexed over few
     /// connections instead of HTTP/1.1 keep-alive.
     #[arg(long)]
@@ -213,6 +217,9 @@ pub async fn run(args: RunArgs) -> Exit {
         load.grace = g.get();
     }
     load.connection_per_user |= args.connection_per_user;
+    if args.max_connections.is_some() {
+        load.max_connections = args.max_connections;
+    }
     if args.users.is_some()
         && args.duration.is_none()
         && load.duration.is_none()
@@ -226,8 +233,11 @@ pub async fn run(args: RunArgs) -> Exit {
     } else {
         crate::client::http::HttpVersion::Http1
     };
-    let mut environment =
-        Environment::with_client(crate::client::HttpClient::with_version(version));
+    let mut client = crate::client::HttpClient::with_version(version);
+    if let Some(n) = load.max_connections {
+        client = client.with_connection_limit(usize::try_from(n).unwrap_or(usize::MAX));
+    }
+    let mut environment = Environment::with_client(client);
     let target = match environment.resolve(&scenario, &opts).await {
         Ok(t) => t,
         Err(e) => {

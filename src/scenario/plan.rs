@@ -472,6 +472,9 @@ pub struct Load {
     /// Each user (closed) or conversation (open) on connections of its own, instead of one
     /// keep-alive pool shared by all.
     pub connection_per_user: bool,
+    /// At most this many connections in the shared pool (a client's pool size); requests
+    /// beyond it wait for a free one. Default: what the file-descriptor limit allows.
+    pub max_connections: Option<u64>,
 }
 
 impl Default for Load {
@@ -485,6 +488,7 @@ impl Default for Load {
             iterations: None,
             grace: Duration::from_secs(30),
             connection_per_user: false,
+            max_connections: None,
         }
     }
 }

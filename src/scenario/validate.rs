@@ -669,6 +669,7 @@ impl Validator<'_> {
                 "iterations",
                 "grace",
                 "connections",
+                "max_connections",
             ],
             "load",
         );
@@ -772,6 +773,16 @@ impl Validator<'_> {
                 "load.connections",
                 format!("connections are `shared` or `per_user`, not `{other}`"),
             ),
+        }
+        if let Some(m) = g("max_connections") {
+            match self.uint(m, "load.max_connections") {
+                Some(0) => self.err(
+                    m.pos,
+                    "load.max_connections",
+                    "max_connections must be at least 1".into(),
+                ),
+                n => load.max_connections = n,
+            }
         }
         Some(load)
     }

@@ -34,6 +34,7 @@ fn table_of_invalid_scenarios() {
     let rows: &[(&str, &[&str])] = &[
         ("steps:\n  - send: hi\n    expcet: []\n", &["t.yaml:3:5 steps[0].expcet: unknown key `expcet` [did you mean `expect`?]"]),
         ("nmae: x\nsteps: [{send: hi}]\n", &["t.yaml:1:1 nmae: unknown key `nmae` [did you mean `name`?]"]),
+        ("steps: [{send: hi}]\nload: { users: 2, max_connections: 0 }\n", &["t.yaml:2:36 load.max_connections: max_connections must be at least 1"]),
         ("steps:\n  - send: hi\n    expect:\n      - txt: hi\n", &["t.yaml:4:9 steps[0].expect[0].txt: unknown check `txt` [did you mean `text`?]"]),
         ("steps:\n  - event: ON_CONECT\n", &["t.yaml:2:12 steps[0].event: unknown event `ON_CONECT` (ON_CONNECT or SESSION_CLOSURE) [did you mean `ON_CONNECT`?]"]),
         (
@@ -113,4 +114,17 @@ fn yaml_1_1_boolean_words_stay_text() {
         e[0].starts_with("t.yaml:3:18 steps[0].new_session:"),
         "{e:?}"
     );
+}
+
+#[test]
+fn load_connection_settings() {
+    let s = parse_str(
+        "steps: [{send: hi}]\nload: { users: 2, max_connections: 50 }\n",
+        Path::new("t.yaml"),
+        &|_| None,
+    )
+    .unwrap();
+    let l = s.load.unwrap();
+    assert_eq!(l.max_connections, Some(50));
+    assert!(!l.connection_per_user);
 }
