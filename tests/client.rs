@@ -304,3 +304,21 @@ fn the_default_limit_follows_the_descriptor_limit() {
     assert!(limit >= 16, "{limit}");
     assert!(HttpClient::new().connection_limit() == limit);
 }
+
+#[tokio::test]
+async fn at_the_limit_an_idle_connection_to_another_host_gives_up_its_slot() {
+    let (a, b) = (server(Close::Never).await, server(Close::Never).await);
+    let http = HttpClient::new().with_connection_limit(1);
+    for url in [&a.url, &b.url, &a.url] {
+        let ex = tokio::time::timeout(
+            Duration::from_secs(5),
+            http.post_json(url, &bearer(), bytes::Bytes::from_static(b"{}"), T),
+        )
+        .await
+        .expect("no deadlock at the limit")
+        .unwrap();
+        assert_eq!(ex.status, 200);
+    }
+    assert_eq!(a.accepted.load(SeqCst), 2);
+    assert_eq!(b.accepted.load(SeqCst), 1);
+}

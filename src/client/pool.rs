@@ -134,14 +134,14 @@ impl H1Pool {
             .unwrap_or(0)
     }
 
-    /// Closes one idle connection to a host other than `host`; false when there is none.
-    /// Its slot frees when its task sees it closed.
-    fn evict_other(&self, host: &str) -> bool {
+    /// Closes one idle connection to a host other than `host`, if there is one. Its slot
+    /// frees when its task sees it closed.
+    fn evict_other(&self, host: &str) {
         let mut g = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        g.iter_mut()
+        let _closed = g
+            .iter_mut()
             .filter(|(h, _)| h != host)
-            .find_map(|(_, list)| list.pop())
-            .is_some()
+            .find_map(|(_, list)| list.pop());
     }
 
     fn take(&self, host: &str) -> Option<Sender> {
@@ -192,10 +192,9 @@ impl H1Pool {
                 };
             }
             self.shared.open.fetch_sub(1, Relaxed);
-            // Slots held by idle connections to other hosts are given up first.
-            if self.evict_other(host) {
-                continue;
-            }
+            // Slots held by idle connections to other hosts are given up first (one at a
+            // time: the slot frees when the closed connection's task ends).
+            self.evict_other(host);
             // At the limit: register for the next freed connection, then look once more so
             // one freed in between is not missed.
             let freed = self.shared.freed.notified();
