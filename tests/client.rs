@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookbench::client::http::TransportKind;
-use hookbench::client::{Bearer, HttpClient, Url};
+use hookbench::client::{Bearer, Exchange, HttpClient, Url};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -109,16 +109,38 @@ fn bearer() -> Bearer {
 
 const T: Duration = Duration::from_secs(5);
 
+/// POSTs `{}` and checks the answer is a 200.
+async fn post(http: &HttpClient, url: &Url) -> Exchange {
+    let ex = http
+        .post_json(url, &bearer(), bytes::Bytes::from_static(b"{}"), T)
+        .await
+        .unwrap();
+    assert_eq!(ex.status, 200);
+    ex
+}
+
+/// `users` concurrent users sharing `http`, each posting `each` times in a row.
+async fn concurrent(http: &HttpClient, url: &Url, users: usize, each: usize) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..users {
+        let (http, url) = (http.clone(), url.clone());
+        tasks.spawn(async move {
+            for _ in 0..each {
+                post(&http, &url).await;
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn sequential_requests_share_one_connection() {
     let s = server(Close::Never).await;
     let http = HttpClient::new();
     for _ in 0..25 {
-        let ex = http
-            .post_json(&s.url, &bearer(), bytes::Bytes::from_static(b"{}"), T)
-            .await
-            .unwrap();
-        assert_eq!(ex.status, 200);
+        let ex = post(&http, &s.url).await;
         assert_eq!(&ex.body[..], br#"{"data":[]}"#);
         assert!(ex.first_byte <= ex.total);
     }
@@ -133,11 +155,7 @@ async fn a_connection_the_server_closed_is_replaced_without_failing_a_request() 
     let s = server(Close::Silently).await;
     let http = HttpClient::new();
     for _ in 0..10 {
-        let ex = http
-            .post_json(&s.url, &bearer(), bytes::Bytes::from_static(b"{}"), T)
-            .await
-            .unwrap();
-        assert_eq!(ex.status, 200);
+        post(&http, &s.url).await;
         // Give the close time to arrive on some turns and not on others.
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -149,22 +167,7 @@ async fn a_connection_the_server_closed_is_replaced_without_failing_a_request() 
 async fn concurrent_users_open_no_more_connections_than_requests_in_flight() {
     let s = server(Close::Never).await;
     let http = HttpClient::new();
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..16 {
-        let (http, url) = (http.clone(), s.url.clone());
-        tasks.spawn(async move {
-            for _ in 0..20 {
-                let ex = http
-                    .post_json(&url, &bearer(), bytes::Bytes::from_static(b"{}"), T)
-                    .await
-                    .unwrap();
-                assert_eq!(ex.status, 200);
-            }
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        r.unwrap();
-    }
+    concurrent(&http, &s.url, 16, 20).await;
     assert_eq!(s.requests.load(SeqCst), 320);
     let conns = s.accepted.load(SeqCst);
     assert!(
@@ -179,12 +182,8 @@ async fn a_user_with_its_own_client_keeps_its_own_connection() {
     let shared = HttpClient::new();
     let (a, b) = (shared.fresh(), shared.fresh());
     for _ in 0..5 {
-        a.post_json(&s.url, &bearer(), bytes::Bytes::from_static(b"{}"), T)
-            .await
-            .unwrap();
-        b.post_json(&s.url, &bearer(), bytes::Bytes::from_static(b"{}"), T)
-            .await
-            .unwrap();
+        post(&a, &s.url).await;
+        post(&b, &s.url).await;
     }
     assert_eq!(s.accepted.load(SeqCst), 2);
 }
@@ -259,22 +258,7 @@ async fn at_the_connection_limit_requests_wait_for_a_free_connection() {
     let s = server(Close::Never).await;
     let http = HttpClient::new().with_connection_limit(2);
     assert_eq!(http.connection_limit(), 2);
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..8 {
-        let (http, url) = (http.clone(), s.url.clone());
-        tasks.spawn(async move {
-            for _ in 0..10 {
-                let ex = http
-                    .post_json(&url, &bearer(), bytes::Bytes::from_static(b"{}"), T)
-                    .await
-                    .unwrap();
-                assert_eq!(ex.status, 200);
-            }
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        r.unwrap();
-    }
+    concurrent(&http, &s.url, 8, 10).await;
     assert_eq!(s.requests.load(SeqCst), 80);
     assert!(
         s.accepted.load(SeqCst) <= 2,
@@ -289,11 +273,7 @@ async fn a_limited_pool_frees_the_slot_of_a_connection_the_server_closed() {
     let s = server(Close::Silently).await;
     let http = HttpClient::new().with_connection_limit(1);
     for _ in 0..5 {
-        let ex = http
-            .post_json(&s.url, &bearer(), bytes::Bytes::from_static(b"{}"), T)
-            .await
-            .unwrap();
-        assert_eq!(ex.status, 200);
+        post(&http, &s.url).await;
     }
     assert_eq!(s.accepted.load(SeqCst), 5);
 }
@@ -310,14 +290,9 @@ async fn at_the_limit_an_idle_connection_to_another_host_gives_up_its_slot() {
     let (a, b) = (server(Close::Never).await, server(Close::Never).await);
     let http = HttpClient::new().with_connection_limit(1);
     for url in [&a.url, &b.url, &a.url] {
-        let ex = tokio::time::timeout(
-            Duration::from_secs(5),
-            http.post_json(url, &bearer(), bytes::Bytes::from_static(b"{}"), T),
-        )
-        .await
-        .expect("no deadlock at the limit")
-        .unwrap();
-        assert_eq!(ex.status, 200);
+        tokio::time::timeout(Duration::from_secs(5), post(&http, url))
+            .await
+            .expect("no deadlock at the limit");
     }
     assert_eq!(a.accepted.load(SeqCst), 2);
     assert_eq!(b.accepted.load(SeqCst), 1);

@@ -181,6 +181,24 @@ fn bin() -> Command {
     c
 }
 
+/// `hookbench run SCENARIO --users N --duration D --quiet EXTRA… --out OUT`, ready to run.
+fn run_cmd(
+    scenario: impl AsRef<std::ffi::OsStr>,
+    users: &str,
+    duration: &str,
+    extra: &[&str],
+    out: &Path,
+) -> Command {
+    let mut c = bin();
+    c.arg("run")
+        .arg(scenario)
+        .args(["--users", users, "--duration", duration, "--quiet"])
+        .args(extra)
+        .arg("--out")
+        .arg(out);
+    c
+}
+
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("hookbench-load-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -190,18 +208,7 @@ fn tmp(name: &str) -> PathBuf {
 #[test]
 fn binary_writes_reports_and_thresholds_gate_the_exit_code() {
     let out = tmp("gate");
-    let ok = bin()
-        .args([
-            "run",
-            "scenarios/quickstart.yaml",
-            "--users",
-            "3",
-            "--duration",
-            "2s",
-            "--quiet",
-            "--out",
-        ])
-        .arg(&out)
+    let ok = run_cmd("scenarios/quickstart.yaml", "3", "2s", &[], &out)
         .output()
         .unwrap();
     assert_eq!(
@@ -251,20 +258,7 @@ fn binary_writes_reports_and_thresholds_gate_the_exit_code() {
     )
     .unwrap();
     let out2 = dir.join("out");
-    let bad = bin()
-        .args([
-            "run",
-            "--users",
-            "2",
-            "--duration",
-            "1s",
-            "--quiet",
-            "--out",
-        ])
-        .arg(&out2)
-        .arg(&failing)
-        .output()
-        .unwrap();
+    let bad = run_cmd(&failing, "2", "1s", &[], &out2).output().unwrap();
     assert_eq!(bad.status.code(), Some(1));
     let junit = std::fs::read_to_string(out2.join("junit.xml")).unwrap();
     assert!(
@@ -288,26 +282,22 @@ fn binary_writes_reports_and_thresholds_gate_the_exit_code() {
 #[test]
 fn a_target_that_is_down_exits_3_and_still_writes_results() {
     let out = tmp("down");
-    let r = bin()
-        .args([
-            "run",
-            "scenarios/quickstart.yaml",
-            "--users",
-            "2",
-            "--duration",
-            "1s",
-            "--quiet",
+    let r = run_cmd(
+        "scenarios/quickstart.yaml",
+        "2",
+        "1s",
+        &[
             "--target",
             "http://127.0.0.1:9/chatbot/v2/webhook/st-x",
             "--client-id",
             "c",
             "--client-secret",
             "s",
-            "--out",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
+        ],
+        &out,
+    )
+    .output()
+    .unwrap();
     assert_eq!(
         r.status.code(),
         Some(3),
@@ -330,18 +320,7 @@ fn a_target_that_is_down_exits_3_and_still_writes_results() {
 #[test]
 fn ctrl_c_stops_gracefully_and_writes_results() {
     let out = tmp("sigint");
-    let child = bin()
-        .args([
-            "run",
-            "scenarios/quickstart.yaml",
-            "--users",
-            "3",
-            "--duration",
-            "60s",
-            "--quiet",
-            "--out",
-        ])
-        .arg(&out)
+    let child = run_cmd("scenarios/quickstart.yaml", "3", "60s", &[], &out)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -381,18 +360,7 @@ fn html_report_renders_in_headless_chromium_with_its_charts() {
         return;
     };
     let out = tmp("html");
-    let r = bin()
-        .args([
-            "run",
-            "scenarios/transfer.yaml",
-            "--users",
-            "2",
-            "--duration",
-            "3s",
-            "--quiet",
-            "--out",
-        ])
-        .arg(&out)
+    let r = run_cmd("scenarios/transfer.yaml", "2", "3s", &[], &out)
         .output()
         .unwrap();
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stdout));
@@ -446,18 +414,7 @@ fn html_report_renders_in_headless_chromium_with_its_charts() {
 #[test]
 fn compare_flags_regressions_beyond_tolerance() {
     let out = tmp("compare");
-    let ok = bin()
-        .args([
-            "run",
-            "scenarios/quickstart.yaml",
-            "--users",
-            "2",
-            "--duration",
-            "1s",
-            "--quiet",
-            "--out",
-        ])
-        .arg(&out)
+    let ok = run_cmd("scenarios/quickstart.yaml", "2", "1s", &[], &out)
         .output()
         .unwrap();
     assert!(ok.status.success());
@@ -508,24 +465,17 @@ fn live_prometheus_metrics_during_a_run() {
         .unwrap()
         .port();
     let out = tmp("live");
-    let mut child = bin()
-        .args([
-            "run",
-            "scenarios/quickstart.yaml",
-            "--users",
-            "2",
-            "--duration",
-            "4s",
-            "--quiet",
-            "--metrics-listen",
-            &format!("127.0.0.1:{port}"),
-            "--out",
-        ])
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = run_cmd(
+        "scenarios/quickstart.yaml",
+        "2",
+        "4s",
+        &["--metrics-listen", &format!("127.0.0.1:{port}")],
+        &out,
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
     let mut body = String::new();
     for _ in 0..40 {
         std::thread::sleep(Duration::from_millis(150));
@@ -551,19 +501,7 @@ fn live_prometheus_metrics_during_a_run() {
 #[test]
 fn http2_to_the_simulator() {
     let out = tmp("h2");
-    let r = bin()
-        .args([
-            "run",
-            "scenarios/quickstart.yaml",
-            "--users",
-            "4",
-            "--duration",
-            "1s",
-            "--quiet",
-            "--http2",
-            "--out",
-        ])
-        .arg(&out)
+    let r = run_cmd("scenarios/quickstart.yaml", "4", "1s", &["--http2"], &out)
         .output()
         .unwrap();
     assert_eq!(
@@ -592,21 +530,15 @@ async fn one_connection_per_user() {
 #[test]
 fn a_generator_at_its_connection_cap_says_so() {
     let out = tmp("cap");
-    let r = bin()
-        .args([
-            "run",
-            "scenarios/quickstart.yaml",
-            "--users",
-            "6",
-            "--duration",
-            "1s",
-            "--max-connections",
-            "1",
-            "--out",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let r = run_cmd(
+        "scenarios/quickstart.yaml",
+        "6",
+        "1s",
+        &["--max-connections", "1"],
+        &out,
+    )
+    .output()
+    .unwrap();
     let stdout = String::from_utf8_lossy(&r.stdout);
     assert_eq!(r.status.code(), Some(0), "{stdout}");
     let v: serde_json::Value =

@@ -51,6 +51,19 @@ pub struct Exchange {
     pub total: Duration,
 }
 
+impl Exchange {
+    /// The exchange whose body has just been read in full.
+    fn done(status: u16, body: Bytes, sent: Instant, first_byte: Duration) -> Self {
+        Exchange {
+            status,
+            body,
+            sent,
+            first_byte,
+            total: sent.elapsed(),
+        }
+    }
+}
+
 type Plain = hyper_util::client::legacy::Client<
     hyper_util::client::legacy::connect::HttpConnector,
     http_body_util::Full<Bytes>,
@@ -275,13 +288,7 @@ impl HttpClient {
             if let Some(lent) = lent {
                 self.h1.put(&target.key, lent);
             }
-            Ok(Exchange {
-                status,
-                body,
-                sent,
-                first_byte,
-                total: sent.elapsed(),
-            })
+            Ok(Exchange::done(status, body, sent, first_byte))
         };
         match tokio::time::timeout(timeout, exchange).await {
             Ok(r) => r,
@@ -364,13 +371,7 @@ impl HttpClient {
         let first_byte = sent.elapsed();
         let status = resp.status().as_u16();
         let body = resp.bytes().await.map_err(classify)?;
-        Ok(Exchange {
-            status,
-            body,
-            sent,
-            first_byte,
-            total: sent.elapsed(),
-        })
+        Ok(Exchange::done(status, body, sent, first_byte))
     }
 }
 

@@ -117,23 +117,6 @@ impl H1Pool {
         self.limit
     }
 
-    /// Connections open now.
-    pub fn open(&self) -> usize {
-        self.shared.open.load(Relaxed)
-    }
-
-    /// Idle connections to `host` (for tests and diagnostics).
-    pub fn idle_count(&self, host: &str) -> usize {
-        self.idle
-            .lock()
-            .map(|g| {
-                g.iter()
-                    .find(|(h, _)| h == host)
-                    .map_or(0, |(_, v)| v.len())
-            })
-            .unwrap_or(0)
-    }
-
     /// Closes one idle connection to a host other than `host`, if there is one. Its slot
     /// frees when its task sees it closed.
     fn evict_other(&self, host: &str) {
