@@ -21,18 +21,26 @@ fn scenario(text: &str) -> Scenario {
     .unwrap()
 }
 
-async fn run(text: &str, opts: TestOptions) -> load::report::LoadReport {
-    run_beside(text, opts, |_| async {}).await
+async fn run(text: &str) -> load::report::LoadReport {
+    run_beside(text, |_| async {}).await
 }
 
 /// Runs the load with `beside` (given the resolved target) running alongside it.
 async fn run_beside<F: std::future::Future<Output = ()>>(
     text: &str,
-    opts: TestOptions,
+    beside: impl FnOnce(&Target) -> F,
+) -> load::report::LoadReport {
+    run_in(Environment::default(), text, beside).await
+}
+
+/// Runs the load in `env` with `beside` running alongside it.
+async fn run_in<F: std::future::Future<Output = ()>>(
+    mut env: Environment,
+    text: &str,
     beside: impl FnOnce(&Target) -> F,
 ) -> load::report::LoadReport {
     let s = scenario(text);
-    let mut env = Environment::default();
+    let opts = TestOptions::default();
     let target = env.resolve(&s, &opts).await.unwrap();
     let l = s.load.clone().unwrap();
     let side = beside(&target);
@@ -56,11 +64,17 @@ const QUICK: &str =
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_model_runs_users_in_a_loop_and_thresholds_hold() {
     let text = format!("{QUICK}load: {{ users: 5, duration: 2s, grace: 2s }}\nthresholds:\n  - turn.latency.p99 < 2s\n  - errors.rate < 0.1%\n  - assertions.pass_rate > 99.9%\n  - sync.over_budget == 0\n  - step[send balance].latency.p95 < 2s\n");
-    let r = run(&text, TestOptions::default()).await;
+    let r = run(&text).await;
     assert!(r.counts.conversations > 20, "{:?}", r.counts);
     assert_eq!(r.counts.turns_failed, 0);
-    assert!(r.passed(), "{:#?}", r.thresholds);
-    assert_eq!(r.thresholds.len(), 5);
+    assert!(r.passed(), "{:#?}", r.verdict);
+    // The five thresholds, then the run's own two gates; no default gate beside thresholds.
+    assert_eq!(r.verdict.gates.len(), 7, "{:#?}", r.verdict);
+    assert!(r
+        .verdict
+        .gates
+        .iter()
+        .all(|g| g.origin != load::verdict::GateOrigin::Default));
     assert!(r.timeseries.len() >= 2);
     // The series reaches the end of the run even when the last tick came late.
     let last = r.timeseries.last().unwrap();
@@ -77,7 +91,7 @@ async fn closed_model_runs_users_in_a_loop_and_thresholds_hold() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_turns_measure_deliveries_and_count_the_unmatched() {
     let text = "target: { mode: async, instance: ivrInst-async, async: { quiet: 300ms, max_wait: 5s } }\nsteps:\n  - send: balance\n    expect:\n      - messages: 2\n      - end_of_task: { task: Show Balance }\nload: { users: 3, duration: 2s, grace: 3s }\nthresholds:\n  - async.missing == 0\n  - async.delivery.p95 < 2s\n  - async.unmatched == 0\n";
-    let r = run_beside(text, TestOptions::default(), |target| {
+    let r = run_beside(text, |target| {
         let url = target
             .receiver
             .as_ref()
@@ -103,14 +117,15 @@ async fn async_turns_measure_deliveries_and_count_the_unmatched() {
     assert!(c.deliveries >= c.async_turns, "{c:?}");
     assert!(r.distributions["async_delivery"].count >= c.async_turns);
     assert_eq!(c.unmatched_deliveries, 3, "{c:?}");
-    let held: Vec<bool> = r.thresholds.iter().map(|t| t.passed).collect();
-    assert_eq!(held, [true, true, false], "{:#?}", r.thresholds);
+    let held: Vec<bool> = r.verdict.gates.iter().map(|t| t.passed).collect();
+    assert_eq!(held, [true, true, false, true, true], "{:#?}", r.verdict);
+    assert_eq!(r.verdict.outcome, load::verdict::Outcome::Failed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_model_arrives_at_its_rate_and_measures_from_the_intended_start() {
     let text = format!("{QUICK}load: {{ rate: 40/s, duration: 2s }}\n");
-    let r = run(&text, TestOptions::default()).await;
+    let r = run(&text).await;
     let n = r.counts.conversations;
     assert!((70..=90).contains(&n), "{n} conversations at 40/s for 2 s");
     let actual = &r.distributions["conversation"];
@@ -125,7 +140,7 @@ async fn ramps_follow_their_stages() {
     let text = format!(
         "{QUICK}load:\n  stages: [{{to: 6, over: 2s}}, {{hold: 1s}}, {{to: 0, over: 1s}}]\n"
     );
-    let r = run(&text, TestOptions::default()).await;
+    let r = run(&text).await;
     let active: Vec<u64> = r.timeseries.iter().map(|p| p.active).collect();
     assert!(active.iter().copied().max().unwrap() >= 5, "{active:?}");
     assert!(active[0] <= 4, "{active:?}");
@@ -137,7 +152,7 @@ async fn a_stalling_target_shows_in_the_open_model_latency() {
     // The "slow" dialog on a polling-off instance stalls far beyond the 300 ms budget given here;
     // the open model keeps arriving regardless, and latency from the intended start shows it.
     let text = "target: { instance: ivrInst-nopoll, timeout: 300ms }\nsteps:\n  - send: slow\nload: { rate: 10/s, duration: 1s, grace: 3s }\nthresholds:\n  - sync.over_budget == 0\n";
-    let r = run(text, TestOptions::default()).await;
+    let r = run(text).await;
     assert!(r.counts.conversations >= 8, "{:?}", r.counts);
     assert_eq!(r.counts.over_budget, r.counts.turns, "{:?}", r.counts);
     assert!(r.distributions["conversation_intended"].p99 >= 300.0);
@@ -153,7 +168,7 @@ async fn a_stalling_target_shows_in_the_open_model_latency() {
 async fn an_abort_threshold_stops_the_run_early() {
     let text = format!("{QUICK}load: {{ users: 2, duration: 20s }}\nthresholds:\n  - {{ expr: \"turn.latency.max < 1us\", abort: true }}\n");
     let started = std::time::Instant::now();
-    let r = run(&text, TestOptions::default()).await;
+    let r = run(&text).await;
     assert!(started.elapsed() < Duration::from_secs(8));
     assert!(
         r.aborted
@@ -169,10 +184,74 @@ async fn an_abort_threshold_stops_the_run_early() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capacity_search_names_the_last_rate_that_held() {
     let text = "target: { instance: ivrInst-nopoll, timeout: 15s }\nsteps:\n  - send: balance\nload: { capacity: { start: 5/s, step: 5/s, every: 1s, max: 15/s } }\nthresholds:\n  - conversations.count < 12\n";
-    let r = run(text, TestOptions::default()).await;
+    let r = run(text).await;
     let cap = r.capacity.as_ref().unwrap();
     assert!(!cap.steps.is_empty(), "{cap:?}");
     assert_eq!(cap.steps[0].rate, 5.0);
+    // Finding a capacity is the result, not a failure: the rate that held is named first.
+    let held = cap
+        .last_passing_rate
+        .expect("5/s holds `conversations.count < 12`");
+    assert!(r.passed(), "{:#?}", r.verdict);
+    assert_eq!(r.verdict.summary, format!("capacity {held}/s"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capacity_search_where_no_step_held_fails() {
+    let text = "target: { instance: ivrInst-nopoll, timeout: 15s }\nsteps:\n  - send: balance\nload: { capacity: { start: 5/s, step: 5/s, every: 1s, max: 15/s } }\nthresholds:\n  - turn.latency.max < 1us\n";
+    let r = run(text).await;
+    let cap = r.capacity.as_ref().unwrap();
+    assert_eq!(cap.last_passing_rate, None, "{cap:?}");
+    assert!(!r.passed());
+    assert!(
+        r.verdict.summary.contains("no step held"),
+        "{}",
+        r.verdict.summary
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_thresholds_a_failed_turn_fails_the_run() {
+    let text = "steps:\n  - send: balance\n    expect:\n      - text: { contains: never said }\nload: { users: 2, duration: 1s }\n";
+    let r = run(text).await;
+    assert!(r.counts.turns_failed > 0);
+    assert!(!r.passed(), "{:#?}", r.verdict);
+    let broken: Vec<&str> = r
+        .verdict
+        .gates
+        .iter()
+        .filter(|g| !g.passed)
+        .map(|g| g.expr.as_str())
+        .collect();
+    assert_eq!(broken, ["errors.assertion == 0"]);
+    // Turned off, only the run's own gates remain, and they hold.
+    let off = text.replace("duration: 1s }", "duration: 1s, default_gate: false }");
+    let r = run(&off).await;
+    assert!(r.passed(), "{:#?}", r.verdict);
+    assert_eq!(r.verdict.gates.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reordered_async_deliveries_are_counted_and_none_is_lost() {
+    // Every adjacent pair swapped: the simulator posts [m2, task end, m1] for `balance`.
+    let text = "target: { mode: async, instance: ivrInst-async, async: { quiet: 2s, max_wait: 5s } }\nsteps:\n  - send: balance\nload: { users: 2, iterations: 6 }\n";
+    let mut bot = hookbench::sim::bot::Bot::demo();
+    let inst = bot
+        .instances
+        .iter_mut()
+        .find(|i| i.id == "ivrInst-async")
+        .unwrap();
+    inst.faults.async_reorder_rate = 1.0;
+    let r = run_in(Environment::default().with_bot(bot), text, |_| async {}).await;
+    let c = &r.counts;
+    assert_eq!(c.async_turns, 6, "{c:?}");
+    assert_eq!(
+        c.deliveries, 18,
+        "two messages and a task end per turn: {c:?}"
+    );
+    assert_eq!(c.reordered, 6, "{c:?}");
+    assert_eq!((c.async_missing, c.unmatched_deliveries), (0, 0), "{c:?}");
+    assert!(r.passed(), "{:#?}", r.verdict);
 }
 
 fn bin() -> Command {
@@ -314,6 +393,17 @@ fn a_target_that_is_down_exits_3_and_still_writes_results() {
         "{}",
         v["counts"]
     );
+    // Every report says what the exit code says: the default gate broke on transport errors.
+    assert_eq!(v["verdict"]["outcome"], "unreachable");
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(stdout.contains("quickstart FAILED"), "{stdout}");
+    assert!(!stdout.contains("PASSED"), "{stdout}");
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(!junit.contains("tests=\"0\""), "{junit}");
+    assert!(
+        junit.contains("<failure") && junit.contains("errors.transport == 0"),
+        "{junit}"
+    );
     let _ = std::fs::remove_dir_all(out);
 }
 
@@ -330,15 +420,22 @@ fn ctrl_c_stops_gracefully_and_writes_results() {
         .status()
         .unwrap();
     let output = child.wait_with_output().unwrap();
+    // A run stopped before its plan was done did not pass, though all it ran held.
     assert_eq!(
         output.status.code(),
-        Some(0),
+        Some(1),
         "{}",
         String::from_utf8_lossy(&output.stdout)
     );
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(v["aborted"], "stopped by request (Ctrl-C)");
+    assert_eq!(v["verdict"]["outcome"], "failed");
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("<failure") && junit.contains("run: not stopped by request"),
+        "{junit}"
+    );
     assert!(v["duration_s"].as_f64().unwrap() < 10.0);
     let _ = std::fs::remove_dir_all(out);
 }
@@ -522,7 +619,7 @@ async fn one_connection_per_user() {
     let text = format!("{QUICK}load: {{ users: 3, duration: 1s, connections: per_user }}\n");
     let s = scenario(&text);
     assert!(s.load.as_ref().unwrap().connection_per_user);
-    let r = run(&text, TestOptions::default()).await;
+    let r = run(&text).await;
     assert!(r.counts.conversations > 3);
     assert_eq!(r.counts.turns_failed, 0);
 }

@@ -115,6 +115,7 @@ fn v2_response() -> impl Strategy<Value = v2::Response> {
             message_id,
             event_type: None,
             description: None,
+            end_of_message: None,
         });
     (
         opt(proptest::collection::vec(item, 0..4)),

@@ -93,7 +93,7 @@ fn load_summary_and_threshold_junit() {
     let r = load_fixture();
     insta::assert_snapshot!("load_terminal", terminal::load_summary(&r, PLAIN));
     insta::with_settings!({ filters => timing_filters() }, {
-        insta::assert_snapshot!("load_junit", junit::thresholds(&r));
+        insta::assert_snapshot!("load_junit", junit::gates(&r));
     });
 }
 

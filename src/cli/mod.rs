@@ -23,6 +23,17 @@ pub enum Exit {
     Unreachable = 3,
 }
 
+impl From<crate::engine::load::verdict::Outcome> for Exit {
+    fn from(o: crate::engine::load::verdict::Outcome) -> Self {
+        use crate::engine::load::verdict::Outcome;
+        match o {
+            Outcome::Passed => Exit::Ok,
+            Outcome::Failed => Exit::Failed,
+            Outcome::Unreachable => Exit::Unreachable,
+        }
+    }
+}
+
 impl From<Exit> for ExitCode {
     fn from(e: Exit) -> Self {
         ExitCode::from(e as u8)

@@ -61,6 +61,10 @@ pub struct RunArgs {
     /// requests beyond it wait. Default: what the file-descriptor limit allows.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: Option<u64>,
+    /// Without thresholds, do not fail the run on failed turns (the default gate); the run
+    /// then fails only when nothing ran or it was stopped by request.
+    #[arg(long)]
+    pub no_default_gate: bool,
     /// Speak HTTP/2 (h2c, prior knowledge) to plain-text targets: users multiplexed over few
     /// connections instead of HTTP/1.1 keep-alive.
     #[arg(long)]
@@ -217,6 +221,9 @@ pub async fn run(args: RunArgs) -> Exit {
         load.grace = g.get();
     }
     load.connection_per_user |= args.connection_per_user;
+    if args.no_default_gate {
+        load.default_gate = false;
+    }
     if args.max_connections.is_some() {
         load.max_connections = args.max_connections;
     }
@@ -372,26 +379,17 @@ pub async fn run(args: RunArgs) -> Exit {
         ),
         Err(e) => eprintln!("error: {e}"),
     }
-    let c = &report.counts;
-    let all_transport = c.turns > 0
-        && c.turns_failed == c.turns
-        && c.failures.keys().all(|k| k.starts_with("transport"));
     if written.is_err() {
-        Exit::Usage
-    } else if all_transport {
-        Exit::Unreachable
-    } else if !report.passed() {
-        Exit::Failed
-    } else {
-        Exit::Ok
+        return Exit::Usage;
     }
+    Exit::from(report.verdict.outcome)
 }
 
 fn write_outputs(report: &LoadReport, dir: &std::path::Path) -> Result<(), String> {
     let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("results.json"), json)
         .map_err(|e| format!("cannot write results.json: {e}"))?;
-    std::fs::write(dir.join("junit.xml"), junit::thresholds(report))
+    std::fs::write(dir.join("junit.xml"), junit::gates(report))
         .map_err(|e| format!("cannot write junit.xml: {e}"))?;
     let page = html::render(report)?;
     std::fs::write(dir.join("report.html"), page)

@@ -824,9 +824,11 @@ impl Conversation<'_> {
         let Some(sub) = state.subscription.as_mut() else {
             return Some(usage("async mode needs the POST_URL receiver".into()));
         };
+        // Deliveries of an earlier turn that came after it ended: out of order with this one.
         let late = sub.drain().len();
         if late > 0 {
             tracing::debug!(late, "deliveries from an earlier turn arrived late");
+            result.reordered += late as u32;
         }
         let ex = match t
             .http
@@ -853,10 +855,12 @@ impl Conversation<'_> {
             _ => None,
         });
         let deadline = tokio::time::Instant::from_std(ex.sent + t.max_wait);
-        let mut seen = HashSet::new();
-        let mut last_created: Option<String> = None;
-        let mut messages = 0usize;
-        // Once the expected count is in, wait only briefly for a trailing task-end POST.
+        let mut order = DeliveryOrder::default();
+        // Once the turn looks complete, wait only briefly for stragglers: 250 ms once the task
+        // end, the last-message marker or the expected count is in, 100 ms once the marker and
+        // the task end both are (a message they overtook is still counted, as reordered).
+        let brief = t.quiet.min(Duration::from_millis(250));
+        let settle = t.quiet.min(Duration::from_millis(100));
         let mut quiet = t.quiet;
         loop {
             let until = match reply.received {
@@ -871,36 +875,23 @@ impl Conversation<'_> {
                 event: "delivery",
                 at_us: us(d.at.duration_since(ex.sent)),
             });
-            let key = d
-                .body
-                .pointer("/data/0/messageId")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| d.body.to_string());
-            if !seen.insert(key) {
-                result.duplicates += 1;
-                continue;
-            }
-            if let Some(c) = d.body.pointer("/data/0/createdOn").and_then(Value::as_str) {
-                if last_created.as_deref().is_some_and(|prev| prev > c) {
-                    result.reordered += 1;
+            match order.see(&d.body) {
+                Seen::Duplicate => {
+                    result.duplicates += 1;
+                    continue;
                 }
-                last_created = Some(c.to_string());
+                Seen::OutOfOrder => result.reordered += 1,
+                Seen::InOrder => {}
             }
             reply.latency = d.at.duration_since(ex.sent);
-            let ends = d.body.get("endOfTask").and_then(Value::as_bool) == Some(true);
-            messages += d
-                .body
-                .get("data")
-                .and_then(Value::as_array)
-                .map(Vec::len)
-                .unwrap_or_else(|| usize::from(d.body.get("text").is_some()));
             reply.push(Body::Tree(d.body), t.version);
-            if ends {
-                break;
-            }
-            if expected.is_some_and(|n| messages >= n) {
-                quiet = t.quiet.min(Duration::from_millis(250));
+            if order.complete() {
+                quiet = settle;
+            } else if order.task_ended
+                || order.end_of_message
+                || expected.is_some_and(|n| order.messages >= n)
+            {
+                quiet = brief;
             }
         }
         if reply.received == 0 {
@@ -911,6 +902,77 @@ impl Conversation<'_> {
             });
         }
         None
+    }
+}
+
+/// What one async delivery was, against the turn so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// A copy of one already received.
+    Duplicate,
+    /// Arrived after a message the bot sent later (by `createdOn`), or after the task end.
+    OutOfOrder,
+    /// As the bot sent it.
+    InOrder,
+}
+
+/// The order of one async turn's deliveries, judged against what the bot sent: messages by
+/// their `createdOn` (a message created before one already received arrived out of order),
+/// and the task end, which the bot sends last (a message after it arrived out of order).
+#[derive(Debug, Default)]
+struct DeliveryOrder {
+    seen: HashSet<String>,
+    newest: Option<String>,
+    messages: usize,
+    task_ended: bool,
+    end_of_message: bool,
+}
+
+impl DeliveryOrder {
+    fn see(&mut self, body: &Value) -> Seen {
+        let first = body.pointer("/data/0");
+        let key = first
+            .and_then(|m| m.get("messageId"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| body.to_string());
+        if !self.seen.insert(key) {
+            return Seen::Duplicate;
+        }
+        let count = body
+            .get("data")
+            .and_then(Value::as_array)
+            .map(Vec::len)
+            .unwrap_or_else(|| usize::from(body.get("text").is_some()));
+        let mut out_of_order = count > 0 && self.task_ended;
+        if let Some(c) = first
+            .and_then(|m| m.get("createdOn"))
+            .and_then(Value::as_str)
+        {
+            // ISO-8601 UTC with milliseconds orders as text.
+            match &self.newest {
+                Some(n) if n.as_str() > c => out_of_order = true,
+                _ => self.newest = Some(c.to_string()),
+            }
+        }
+        self.messages += count;
+        self.end_of_message |= body.get("data").and_then(Value::as_array).is_some_and(|d| {
+            d.iter()
+                .any(|m| m.get("endOfMessage") == Some(&Value::Bool(true)))
+        });
+        self.task_ended |= body.get("endOfTask").and_then(Value::as_bool) == Some(true);
+        if out_of_order {
+            Seen::OutOfOrder
+        } else {
+            Seen::InOrder
+        }
+    }
+
+    /// The turn's last message (marked `endOfMessage`) and its task end have both arrived.
+    /// Without the marker a turn ends by quiet time or deadline, never at the task end alone:
+    /// a message the task end overtook may still be on its way.
+    fn complete(&self) -> bool {
+        self.task_ended && self.end_of_message
     }
 }
 
@@ -1024,6 +1086,38 @@ pub fn curl(url: &str, body: &str, user: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn message(n: u32, last: bool) -> Value {
+        serde_json::json!({"data": [{"type": "text", "val": format!("m{n}"),
+            "createdOn": format!("2026-12-01T00:00:00.{n:03}Z"), "messageId": format!("ms-{n}"),
+            "endOfMessage": last.then_some(true)}], "_v": "v2"})
+    }
+
+    #[test]
+    fn reordering_is_judged_by_what_the_bot_sent_not_by_arrival() {
+        let mut order = DeliveryOrder::default();
+        let arrived: Vec<Seen> = [2, 1, 4, 3, 5]
+            .into_iter()
+            .map(|n| order.see(&message(n, n == 5)))
+            .collect();
+        use Seen::{InOrder as I, OutOfOrder as O};
+        assert_eq!(arrived, [I, O, I, O, I]);
+        assert_eq!(order.see(&message(4, false)), Seen::Duplicate);
+        assert_eq!(order.messages, 5);
+        assert!(!order.complete(), "no task end yet");
+    }
+
+    #[test]
+    fn a_task_end_that_overtakes_the_last_message_does_not_complete_the_turn() {
+        let end = serde_json::json!({"data": [], "endOfTask": true, "endReason": "Fulfilled"});
+        let mut order = DeliveryOrder::default();
+        assert_eq!(order.see(&message(1, false)), Seen::InOrder);
+        assert_eq!(order.see(&end), Seen::InOrder);
+        assert!(!order.complete(), "the last message is still on its way");
+        assert_eq!(order.see(&message(2, true)), Seen::OutOfOrder);
+        assert!(order.complete());
+        assert_eq!(order.see(&end), Seen::Duplicate);
+    }
 
     #[test]
     fn a_cached_token_serves_only_its_user_and_only_until_renewal() {

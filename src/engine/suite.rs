@@ -32,6 +32,7 @@ pub struct Environment {
     embedded_receiver: Option<Receiver>,
     receivers: HashMap<(SocketAddr, Option<String>), Receiver>,
     http: HttpClient,
+    bot: Option<crate::sim::Bot>,
 }
 
 impl Environment {
@@ -43,6 +44,12 @@ impl Environment {
         }
     }
 
+    /// An environment whose embedded simulator serves `bot` instead of the demo bot.
+    pub fn with_bot(mut self, bot: crate::sim::Bot) -> Self {
+        self.bot = Some(bot);
+        self
+    }
+
     /// Starts (once) the embedded simulator with its receiver wired as POST_URL.
     async fn embedded(&mut self) -> Result<(&RunningSim, Receiver), String> {
         if self.sim.is_none() {
@@ -50,7 +57,10 @@ impl Environment {
             let receiver = Receiver::start(localhost, None)
                 .await
                 .map_err(|e| format!("cannot start the async receiver: {e}"))?;
-            let mut config = SimConfig::demo();
+            let mut config = match self.bot.take() {
+                Some(bot) => SimConfig::new(bot),
+                None => SimConfig::demo(),
+            };
             config.post_url = Some(receiver.url.clone());
             config.grace = Duration::from_millis(200);
             let sim = RunningSim::start(config, localhost)

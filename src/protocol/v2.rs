@@ -257,6 +257,9 @@ pub struct DataItem {
     /// Event items: a sentence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Async deliveries: set on the last message of a turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_of_message: Option<bool>,
 }
 
 /// A V2 response body: sync answers, poll answers, async acks and async deliveries all share it.

@@ -72,25 +72,37 @@ pub fn render(report: &TestReport) -> String {
     r.to_string().unwrap_or_default()
 }
 
-/// JUnit for a load run: one testcase per threshold.
-pub fn thresholds(report: &crate::engine::load::report::LoadReport) -> String {
+/// JUnit for a load run: one testcase per gate of its verdict (thresholds or the default
+/// gate, the capacity search, and the run's own gates), so the test count is never zero.
+pub fn gates(report: &crate::engine::load::report::LoadReport) -> String {
+    use crate::engine::load::verdict::GateOrigin;
     let mut suite = TestSuite::new(format!("hookbench run: {}", report.scenario));
-    for t in &report.thresholds {
-        let status = if t.passed {
+    for g in &report.verdict.gates {
+        let status = if g.passed {
             TestCaseStatus::success()
         } else {
             let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            s.set_message(format!("{} (actual {})", t.expr, t.actual))
-                .set_type("threshold");
+            s.set_message(format!("{} (actual {})", g.expr, g.actual))
+                .set_type(match g.origin {
+                    GateOrigin::Threshold => "threshold",
+                    GateOrigin::Default => "default gate",
+                    GateOrigin::Capacity => "capacity",
+                    GateOrigin::Run => "run",
+                });
             s
         };
-        let mut tc = TestCase::new(t.expr.clone(), status);
+        let mut tc = TestCase::new(g.expr.clone(), status);
         tc.set_classname(report.file.clone());
+        if g.passed {
+            tc.set_system_out(format!("actual {}", g.actual));
+        }
         suite.add_test_case(tc);
     }
+    let mut out = format!("verdict: {}", report.verdict.summary);
     if let Some(a) = &report.aborted {
-        suite.set_system_out(format!("stopped early: {a}"));
+        out.push_str(&format!("\nstopped early: {a}"));
     }
+    suite.set_system_out(out);
     suite.set_time(Duration::from_secs_f64(report.duration_s));
     let mut r = Report::new("hookbench");
     r.add_test_suite(suite);

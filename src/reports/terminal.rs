@@ -124,8 +124,8 @@ pub fn load_summary(r: &crate::engine::load::report::LoadReport, style: Style) -
     };
     let _ = writeln!(
         out,
-        "\n{} {verdict}  {} against {}  ({:.1} s)",
-        r.scenario, r.workload, r.target, r.duration_s
+        "\n{} {verdict}  {}\n  {} against {}  ({:.1} s)",
+        r.scenario, r.verdict.summary, r.workload, r.target, r.duration_s
     );
     if let Some(a) = &r.aborted {
         let _ = writeln!(out, "  stopped early: {a}");
@@ -228,9 +228,9 @@ pub fn load_summary(r: &crate::engine::load::report::LoadReport, style: Style) -
             }
         }
     }
-    if !r.thresholds.is_empty() {
-        let _ = writeln!(out, "\n  thresholds:");
-        for t in &r.thresholds {
+    {
+        let _ = writeln!(out, "\n  gates:");
+        for t in &r.verdict.gates {
             let mark = if t.passed {
                 style.paint("32", "pass")
             } else {

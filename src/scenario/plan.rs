@@ -475,6 +475,9 @@ pub struct Load {
     /// At most this many connections in the shared pool (a client's pool size); requests
     /// beyond it wait for a free one. Default: what the file-descriptor limit allows.
     pub max_connections: Option<u64>,
+    /// Without thresholds, any failed turn fails the run (the default gate); `false` leaves
+    /// only the run's own gates (it ran, it was not interrupted).
+    pub default_gate: bool,
 }
 
 impl Default for Load {
@@ -489,6 +492,7 @@ impl Default for Load {
             grace: Duration::from_secs(30),
             connection_per_user: false,
             max_connections: None,
+            default_gate: true,
         }
     }
 }

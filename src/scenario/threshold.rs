@@ -50,6 +50,8 @@ pub enum Scalar {
     ErrorsRate,
     /// Failed turns.
     ErrorsCount,
+    /// Failed turns of one class.
+    ErrorsOf(FailureClass),
     /// Passed checks / checks.
     AssertionsPassRate,
     /// Turns per second over the run.
@@ -62,6 +64,21 @@ pub enum Scalar {
     AsyncUnmatched,
     /// Open-model starts dropped at the concurrency cap.
     DroppedStarts,
+}
+
+/// The class of a turn's failure, as `errors.<class>` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// A check did not hold.
+    Assertion,
+    /// An error envelope or a protocol violation.
+    Protocol,
+    /// A time budget broke.
+    Budget,
+    /// The request did not complete.
+    Transport,
+    /// An undecodable answer.
+    Decode,
 }
 
 /// The left side of a threshold.
@@ -156,7 +173,7 @@ pub struct Threshold {
 }
 
 /// Metric names, for "did you mean" (distributions take a statistic: `.p95`, `.max`, …).
-pub const METRIC_NAMES: [&str; 18] = [
+pub const METRIC_NAMES: [&str; 23] = [
     "turn.latency",
     "step[LABEL].latency",
     "conversation.duration",
@@ -169,6 +186,11 @@ pub const METRIC_NAMES: [&str; 18] = [
     "sync.over_50pct",
     "errors.rate",
     "errors.count",
+    "errors.assertion",
+    "errors.protocol",
+    "errors.budget",
+    "errors.transport",
+    "errors.decode",
     "assertions.pass_rate",
     "throughput",
     "conversations.count",
@@ -200,6 +222,11 @@ pub fn parse_metric(name: &str) -> Result<MetricRef, String> {
         "sync.over_50pct" => Some(Scalar::SyncOver50),
         "errors.rate" => Some(Scalar::ErrorsRate),
         "errors.count" => Some(Scalar::ErrorsCount),
+        "errors.assertion" => Some(Scalar::ErrorsOf(FailureClass::Assertion)),
+        "errors.protocol" => Some(Scalar::ErrorsOf(FailureClass::Protocol)),
+        "errors.budget" => Some(Scalar::ErrorsOf(FailureClass::Budget)),
+        "errors.transport" => Some(Scalar::ErrorsOf(FailureClass::Transport)),
+        "errors.decode" => Some(Scalar::ErrorsOf(FailureClass::Decode)),
         "assertions.pass_rate" => Some(Scalar::AssertionsPassRate),
         "throughput" => Some(Scalar::Throughput),
         "conversations.count" => Some(Scalar::Conversations),
@@ -284,6 +311,21 @@ pub fn parse(expr: &str, abort: bool) -> Result<Threshold, String> {
         value,
         abort,
     })
+}
+
+/// The gate a load run answers to when the scenario names no thresholds: a turn that failed
+/// for any reason fails the run. One gate per failure class, so a report says which kind broke.
+pub fn default_gate() -> Vec<Threshold> {
+    [
+        "errors.assertion == 0",
+        "errors.protocol == 0",
+        "errors.budget == 0",
+        "errors.decode == 0",
+        "errors.transport == 0",
+    ]
+    .iter()
+    .map(|e| parse(e, false).expect("the default gate parses"))
+    .collect()
 }
 
 #[cfg(test)]

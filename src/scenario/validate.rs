@@ -670,6 +670,7 @@ impl Validator<'_> {
                 "grace",
                 "connections",
                 "max_connections",
+                "default_gate",
             ],
             "load",
         );
@@ -783,6 +784,9 @@ impl Validator<'_> {
                 ),
                 n => load.max_connections = n,
             }
+        }
+        if let Some(b) = g("default_gate").and_then(|b| self.boolean(b, "load.default_gate")) {
+            load.default_gate = b;
         }
         Some(load)
     }

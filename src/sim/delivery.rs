@@ -10,19 +10,47 @@ use bytes::Bytes;
 use rand::Rng;
 
 use super::conversation::{Segment, Turn};
-use super::server::{v1_body, v2_body};
+use super::server::{v1_body, v2_body_at};
 use super::state::SimState;
-use crate::protocol::{v2, Version};
+use crate::protocol::{ids, v2, Version};
+use time::OffsetDateTime;
 
 /// Starts delivering a turn in the background.
 pub fn spawn(state: Arc<SimState>, instance: u16, version: Version, user: String, turn: Turn) {
     tokio::spawn(async move { deliver(&state, instance, version, &user, turn).await });
 }
 
-/// The bodies of one segment: one per message, then the task end on its own.
-fn bodies(state: &SimState, version: Version, user: &str, seg: &Segment) -> Vec<Bytes> {
+/// Creation times for a turn's messages: the clock's time, but always after the previous
+/// message's, so `createdOn` orders the messages as the bot sent them even within one
+/// millisecond (receivers judge reordering by it).
+struct Stamps {
+    last: Option<OffsetDateTime>,
+}
+
+impl Stamps {
+    fn next(&mut self) -> String {
+        let now = OffsetDateTime::now_utc();
+        let t = match self.last {
+            Some(prev) if now <= prev => prev + time::Duration::milliseconds(1),
+            _ => now,
+        };
+        self.last = Some(t);
+        ids::created_on(t)
+    }
+}
+
+/// The bodies of one segment: one per message, then the task end on its own. The last message
+/// of the turn (`last_segment`) carries V2's `endOfMessage` marker.
+fn bodies(
+    state: &SimState,
+    version: Version,
+    user: &str,
+    seg: &Segment,
+    stamps: &mut Stamps,
+    last_segment: bool,
+) -> Vec<Bytes> {
     let mut out = Vec::with_capacity(seg.messages.len() + 1);
-    for m in &seg.messages {
+    for (i, m) in seg.messages.iter().enumerate() {
         let single = Segment {
             delay: Duration::ZERO,
             messages: vec![m.clone()],
@@ -32,7 +60,15 @@ fn bodies(state: &SimState, version: Version, user: &str, seg: &Segment) -> Vec<
             Version::V1 => {
                 serde_json::to_vec(&v1_body(state, std::slice::from_ref(&single), Some(user)))
             }
-            Version::V2 => serde_json::to_vec(&v2_body(state, std::slice::from_ref(&single), user)),
+            Version::V2 => {
+                let mut b = v2_body_at(state, std::slice::from_ref(&single), user, &stamps.next());
+                if last_segment && i + 1 == seg.messages.len() {
+                    for item in b.data.iter_mut().flatten() {
+                        item.end_of_message = Some(true);
+                    }
+                }
+                serde_json::to_vec(&b)
+            }
         };
         out.extend(bytes.ok().map(Bytes::from));
     }
@@ -72,9 +108,19 @@ async fn deliver(state: &SimState, instance: u16, version: Version, user: &str, 
         return;
     };
     let faults = &inst.faults;
-    for seg in &turn.segments {
+    let mut stamps = Stamps { last: None };
+    // The last segment that has messages holds the turn's last message.
+    let last_with_messages = turn.segments.iter().rposition(|s| !s.messages.is_empty());
+    for (k, seg) in turn.segments.iter().enumerate() {
         crate::common::pause(seg.delay).await;
-        let mut posts = bodies(state, version, user, seg);
+        let mut posts = bodies(
+            state,
+            version,
+            user,
+            seg,
+            &mut stamps,
+            Some(k) == last_with_messages,
+        );
         if faults.async_reorder_rate > 0.0 {
             let mut rng = rand::rng();
             for i in 0..posts.len().saturating_sub(1) {

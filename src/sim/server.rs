@@ -595,6 +595,7 @@ pub fn v2_item(state: &SimState, out: &Out, created_on: &str) -> DataItem {
         message_id: (!is_event).then(ids::message_id),
         event_type,
         description,
+        end_of_message: None,
     }
 }
 
@@ -604,11 +605,20 @@ fn last_task_end(segments: &[Segment]) -> Option<&TaskEnd> {
 
 /// A V2 body with the messages of `segments`.
 pub fn v2_body(state: &SimState, segments: &[Segment], user: &str) -> v2::Response {
-    let created_on = ids::created_on_now();
+    v2_body_at(state, segments, user, &ids::created_on_now())
+}
+
+/// A V2 body whose messages carry `created_on`.
+pub fn v2_body_at(
+    state: &SimState,
+    segments: &[Segment],
+    user: &str,
+    created_on: &str,
+) -> v2::Response {
     let data = segments
         .iter()
         .flat_map(|s| s.messages.iter())
-        .map(|m| v2_item(state, m, &created_on))
+        .map(|m| v2_item(state, m, created_on))
         .collect();
     let mut body = v2::Response::messages(data);
     body.to = Some(user.to_string());

@@ -137,8 +137,48 @@ pub struct Counts {
     pub dropped_starts: u64,
     /// Open model: starts more than 10 ms behind schedule.
     pub late_starts: u64,
+    /// Failed turns by class.
+    #[serde(default)]
+    pub failed_by_class: ClassCounts,
     /// Failures by class and detail (`assertion: text contains "x"`, `protocol: 429`, …).
     pub failures: BTreeMap<String, u64>,
+}
+
+/// Failed turns by the class of their failure: what the default gate and `errors.<class>`
+/// thresholds read, and what decides between exit codes 1 and 3.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassCounts {
+    /// A check did not hold.
+    pub assertion: u64,
+    /// The target answered an error envelope or broke the protocol.
+    pub protocol: u64,
+    /// A sync, poll or async time budget broke.
+    pub budget: u64,
+    /// The request did not complete (refused, reset, timed out).
+    pub transport: u64,
+    /// The answer was not the JSON the protocol says.
+    pub decode: u64,
+}
+
+impl ClassCounts {
+    /// Counts one failure of class `class` (as [`crate::engine::results::Failure::class`]).
+    pub fn count(&mut self, class: &str) {
+        match class {
+            "assertion" => self.assertion += 1,
+            "protocol" => self.protocol += 1,
+            "budget" => self.budget += 1,
+            "transport" => self.transport += 1,
+            _ => self.decode += 1,
+        }
+    }
+
+    fn add(&mut self, o: &ClassCounts) {
+        self.assertion += o.assertion;
+        self.protocol += o.protocol;
+        self.budget += o.budget;
+        self.transport += o.transport;
+        self.decode += o.decode;
+    }
 }
 
 impl Counts {
@@ -171,6 +211,7 @@ impl Counts {
         self.unmatched_deliveries += o.unmatched_deliveries;
         self.dropped_starts += o.dropped_starts;
         self.late_starts += o.late_starts;
+        self.failed_by_class.add(&o.failed_by_class);
         for (k, v) in &o.failures {
             *self.failures.entry(k.clone()).or_default() += v;
         }

@@ -5,6 +5,7 @@
 pub mod metrics;
 pub mod report;
 pub mod thresholds;
+pub mod verdict;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -19,6 +20,7 @@ use super::results::{Failure, StepResult, StepStatus};
 use crate::scenario::{Action, Load, LoadModel, Mode, Scenario, Stage};
 use metrics::{hist, record, summarise, Sample, Shards};
 use report::{Capacity, CapacityStep, Generator, LoadReport, Point, StepReport};
+use verdict::GateOrigin;
 
 /// Asks a run to stop gracefully (Ctrl-C).
 #[derive(Debug, Default)]
@@ -174,6 +176,7 @@ fn record_step(
     }
     if let Some(f) = &r.failure {
         c.turns_failed += 1;
+        c.failed_by_class.count(f.class());
         *c.failures.entry(failure_key(f)).or_default() += 1;
     }
     c.assertions += r.assertions.len() as u64;
@@ -379,6 +382,17 @@ pub async fn run(
         unmatched_seen: AtomicU64::new(target.receiver.as_ref().map_or(0, |r| r.unmatched())),
     });
     let duration = load.duration.unwrap_or_else(|| default_duration(&load));
+    // What the run answers to: the scenario's thresholds, else the default gate (if on).
+    let (gates, origin) = if !scenario.thresholds.is_empty() {
+        (scenario.thresholds.clone(), GateOrigin::Threshold)
+    } else if load.default_gate {
+        (
+            crate::scenario::threshold::default_gate(),
+            GateOrigin::Default,
+        )
+    } else {
+        (Vec::new(), GateOrigin::Default)
+    };
     let start = Instant::now();
     let agg = Arc::new(Mutex::new(Aggregate {
         total: Sample::new(steps),
@@ -394,7 +408,7 @@ pub async fn run(
     // thresholds and drives the capacity search.
     let ticker = {
         let (ctl, agg, model, stop) = (ctl.clone(), agg.clone(), load.model.clone(), stop.clone());
-        let thresholds = scenario.thresholds.clone();
+        let thresholds = gates.clone();
         let labels: Vec<String> = scenario.steps.iter().map(|s| s.label.to_string()).collect();
         tokio::spawn(async move {
             let mut next = Instant::now() + Duration::from_secs(1);
@@ -423,7 +437,7 @@ pub async fn run(
                 on_tick(&point, total);
                 series.push(point);
                 for th in thresholds.iter().filter(|th| th.abort) {
-                    let r = thresholds::evaluate(th, total, t, &labels);
+                    let r = thresholds::evaluate(th, origin, total, t, &labels);
                     if !r.passed && aborted.is_none() {
                         *aborted =
                             Some(format!("threshold broke: {} (actual {})", r.expr, r.actual));
@@ -435,7 +449,9 @@ pub async fn run(
                         let rate = rate_at(&model, window_start).unwrap_or(0.0);
                         let broken: Vec<String> = thresholds
                             .iter()
-                            .map(|th| thresholds::evaluate(th, window, t - window_start, &labels))
+                            .map(|th| {
+                                thresholds::evaluate(th, origin, window, t - window_start, &labels)
+                            })
                             .filter(|r| !r.passed)
                             .map(|r| format!("{} (actual {})", r.expr, r.actual))
                             .collect();
@@ -586,14 +602,14 @@ pub async fn run(
         series.push(ctl.point(&load.model, interval, t, span));
     }
     total.add(interval);
-    if stop.is_stopped() && aborted.is_none() {
+    let interrupted = stop.is_stopped() && aborted.is_none();
+    if interrupted {
         *aborted = Some("stopped by request (Ctrl-C)".into());
     }
     let labels: Vec<String> = scenario.steps.iter().map(|s| s.label.to_string()).collect();
-    let threshold_results = scenario
-        .thresholds
+    let measured = gates
         .iter()
-        .map(|th| thresholds::evaluate(th, total, elapsed, &labels))
+        .map(|th| thresholds::evaluate(th, origin, total, elapsed, &labels))
         .collect();
     let capacity = matches!(load.model, LoadModel::Capacity { .. }).then(|| Capacity {
         last_passing_rate: capacity
@@ -602,6 +618,12 @@ pub async fn run(
             .last()
             .map(|s| s.rate),
         steps: capacity.clone(),
+    });
+    let verdict = verdict::decide(verdict::Inputs {
+        gates: measured,
+        counts: &total.counts,
+        capacity: capacity.as_ref(),
+        interrupted,
     });
     let d = &total.dists;
     let mut distributions = std::collections::BTreeMap::new();
@@ -670,7 +692,7 @@ pub async fn run(
         counts: total.counts.clone(),
         distributions,
         steps: step_reports,
-        thresholds: threshold_results,
+        verdict,
         capacity,
         timeseries: series.clone(),
         generator: Generator {

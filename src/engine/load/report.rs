@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::metrics::{Counts, DistSummary};
+use super::verdict::Verdict;
 
 /// Version of the load results format (`schemas/load-results.schema.json`).
-pub const LOAD_SCHEMA_VERSION: &str = "1.1";
+pub const LOAD_SCHEMA_VERSION: &str = "2.0";
 
 /// One second of the run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -32,19 +33,6 @@ pub struct Point {
     pub errors: u64,
     /// Target arrival rate (open model), per second.
     pub rate: Option<f64>,
-}
-
-/// A threshold's verdict.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ThresholdResult {
-    /// As written.
-    pub expr: String,
-    /// Held.
-    pub passed: bool,
-    /// The measured value, readable (`2.3 s`, `0.12%`, `17`), or `no data`.
-    pub actual: String,
-    /// Stops the run when broken.
-    pub abort: bool,
 }
 
 /// One step of a capacity search.
@@ -127,8 +115,8 @@ pub struct LoadReport {
     pub distributions: BTreeMap<String, DistSummary>,
     /// Per step.
     pub steps: Vec<StepReport>,
-    /// Thresholds.
-    pub thresholds: Vec<ThresholdResult>,
+    /// The verdict and every gate behind it.
+    pub verdict: Verdict,
     /// Capacity search.
     pub capacity: Option<Capacity>,
     /// One point per second.
@@ -138,8 +126,8 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
-    /// True when every threshold held and the run was not aborted by one.
+    /// True when every gate held (see [`Verdict`]).
     pub fn passed(&self) -> bool {
-        self.thresholds.iter().all(|t| t.passed)
+        self.verdict.passed()
     }
 }

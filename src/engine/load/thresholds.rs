@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::metrics::Sample;
-use super::report::ThresholdResult;
-use crate::scenario::threshold::{Dist, MetricRef, Scalar, Stat, Threshold, Unit};
+use super::verdict::{Gate, GateOrigin};
+use crate::scenario::threshold::{Dist, FailureClass, MetricRef, Scalar, Stat, Threshold, Unit};
 
 fn stat(h: &hdrhistogram::Histogram<u64>, s: Stat) -> Option<f64> {
     if h.is_empty() {
@@ -51,6 +51,16 @@ pub fn value(
                 c.turns_failed as f64 / c.turns as f64
             }
             Scalar::ErrorsCount => c.turns_failed as f64,
+            Scalar::ErrorsOf(class) => {
+                let k = &c.failed_by_class;
+                (match class {
+                    FailureClass::Assertion => k.assertion,
+                    FailureClass::Protocol => k.protocol,
+                    FailureClass::Budget => k.budget,
+                    FailureClass::Transport => k.transport,
+                    FailureClass::Decode => k.decode,
+                }) as f64
+            }
             Scalar::AssertionsPassRate => {
                 if c.assertions == 0 {
                     return None;
@@ -77,25 +87,24 @@ pub fn show(metric: &MetricRef, v: f64) -> String {
     }
 }
 
-/// One threshold's verdict. Without data a threshold holds (nothing broke it).
+/// One threshold's verdict as a gate of `origin`. Without data a threshold holds (nothing
+/// broke it); the verdict's own "at least one turn" gate fails a run where nothing ran.
 pub fn evaluate(
     t: &Threshold,
+    origin: GateOrigin,
     sample: &Sample,
     elapsed: Duration,
     labels: &[String],
-) -> ThresholdResult {
-    match value(&t.metric, sample, elapsed, labels) {
-        Some(v) => ThresholdResult {
-            expr: t.source.clone(),
-            passed: t.op.holds(v, t.value),
-            actual: show(&t.metric, v),
-            abort: t.abort,
-        },
-        None => ThresholdResult {
-            expr: t.source.clone(),
-            passed: true,
-            actual: "no data".into(),
-            abort: t.abort,
-        },
+) -> Gate {
+    let (passed, actual) = match value(&t.metric, sample, elapsed, labels) {
+        Some(v) => (t.op.holds(v, t.value), show(&t.metric, v)),
+        None => (true, "no data".into()),
+    };
+    Gate {
+        expr: t.source.clone(),
+        origin,
+        passed,
+        actual,
+        abort: t.abort,
     }
 }
