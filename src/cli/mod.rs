@@ -90,6 +90,8 @@ pub enum Command {
     Compare(run::CompareArgs),
     /// Run scenarios once each and report pass or fail (exit 1 on a failed check).
     Test(test::TestArgs),
+    /// Replay a scenario's conversation up to a step (the reproducer `test` prints).
+    Replay(test::ReplayArgs),
     /// Check scenario files without running them.
     Validate(test::ValidateArgs),
     /// Print a signed JWT for a user (the demo bot's credentials unless given).
@@ -130,6 +132,7 @@ pub fn main() -> ExitCode {
             Command::Report(args) => run::report(args),
             Command::Compare(args) => run::compare(args),
             Command::Validate(args) => test::validate(args),
+            Command::Replay(args) => test::replay(args).await,
         }
     });
     exit.into()

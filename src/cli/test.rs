@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::Exit;
+use crate::engine::results::StepStatus;
 use crate::engine::suite;
 use crate::reports::{self, terminal};
 use crate::scenario::{self, Diag, Scenario};
@@ -26,6 +27,26 @@ pub struct TestArgs {
     /// Write JSON results here.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// No colours.
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+/// Arguments of `hookbench replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The scenario.
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: PathBuf,
+    /// Replay up to and including this step (1-based, as `hookbench test` numbers them).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub step: Option<u64>,
+    /// The data row (1-based) for scenarios fed by `data:`.
+    #[arg(long, value_name = "R", value_parser = clap::value_parser!(u64).range(1..))]
+    pub row: Option<u64>,
+    /// Where to send.
+    #[command(flatten)]
+    pub target: super::TargetArgs,
     /// No colours.
     #[arg(long)]
     pub no_color: bool,
@@ -139,6 +160,89 @@ pub fn validate(args: ValidateArgs) -> Exit {
     }
 }
 
+/// `hookbench replay`: the reproducer `hookbench test` prints for a failed step. Runs the
+/// conversation up to and including that step, as the test ran it, against the same target;
+/// exits 1 when the step fails again (reproduced), 0 when it passes this time.
+pub async fn replay(args: ReplayArgs) -> Exit {
+    let mut scenario = match load_all(std::slice::from_ref(&args.scenario)) {
+        Ok(mut s) => s.remove(0),
+        Err(d) => {
+            print_diags(&d);
+            return Exit::Usage;
+        }
+    };
+    let steps = scenario.steps.len();
+    let upto = match args.step.map(|n| n as usize) {
+        None => steps,
+        Some(n) if n <= steps => n,
+        Some(n) => {
+            eprintln!("error: --step {n}: the scenario has {steps} step(s)");
+            return Exit::Usage;
+        }
+    };
+    scenario.steps.truncate(upto);
+    let rows = scenario.data.as_ref().map_or(0, |d| d.rows.len());
+    let row = match (args.row.map(|r| r as usize), rows) {
+        (None, 0) => None,
+        (None, _) => Some(0),
+        (Some(r), n) if r <= n => Some(r - 1),
+        (Some(r), n) => {
+            eprintln!("error: --row {r}: the scenario has {n} data row(s)");
+            return Exit::Usage;
+        }
+    };
+    if let Err(e) = check_target(&args.target) {
+        eprintln!("error: --target: {e}");
+        return Exit::Usage;
+    }
+    let style = style(args.no_color);
+    let r = suite::replay(&scenario, row, &args.target.options()).await;
+    print!("{}", terminal::scenario(&r, style));
+    if r.setup_error.is_some() {
+        return Exit::Usage;
+    }
+    let last = r.steps.last();
+    if let Some(s) = last.filter(|s| s.status != StepStatus::Skipped) {
+        if !s.texts.is_empty() {
+            println!("\n  the bot said at step {}:", s.index + 1);
+            for t in &s.texts {
+                println!("    {t}");
+            }
+        }
+    }
+    if r.passed {
+        println!("\nnot reproduced: every step up to step {upto} passed this time");
+        Exit::Ok
+    } else if r.steps.iter().any(|s| {
+        matches!(
+            s.failure,
+            Some(crate::engine::results::Failure::Transport { .. })
+        )
+    }) {
+        Exit::Unreachable
+    } else {
+        println!("\nreproduced");
+        Exit::Failed
+    }
+}
+
+fn check_target(t: &super::TargetArgs) -> Result<(), String> {
+    match &t.target {
+        Some(url) => crate::protocol::WebhookUrl::parse(url)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        None => Ok(()),
+    }
+}
+
+fn style(no_color: bool) -> terminal::Style {
+    terminal::Style {
+        color: !no_color
+            && std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none(),
+    }
+}
+
 /// `hookbench test`.
 pub async fn test(args: TestArgs) -> Exit {
     let files = match expand(&args.paths) {
@@ -155,18 +259,12 @@ pub async fn test(args: TestArgs) -> Exit {
             return Exit::Usage;
         }
     };
-    if let Some(t) = &args.target.target {
-        if let Err(e) = crate::protocol::WebhookUrl::parse(t) {
-            eprintln!("error: --target: {e}");
-            return Exit::Usage;
-        }
+    if let Err(e) = check_target(&args.target) {
+        eprintln!("error: --target: {e}");
+        return Exit::Usage;
     }
     let opts = args.target.options();
-    let style = terminal::Style {
-        color: !args.no_color
-            && std::io::stdout().is_terminal()
-            && std::env::var_os("NO_COLOR").is_none(),
-    };
+    let style = style(args.no_color);
     let report = suite::run(&scenarios, &opts, |r| {
         print!("{}", terminal::scenario(r, style))
     })

@@ -449,11 +449,6 @@ impl Conversation<'_> {
                     actual: a.actual.clone(),
                 });
         if let Some(f) = failure.or(first_failed) {
-            result.curl = Some(curl(
-                url.as_str(),
-                &String::from_utf8_lossy(&body),
-                &state.user,
-            ));
             return fail(result, f);
         }
         result
@@ -1047,7 +1042,7 @@ fn skipped(step: &Step) -> StepResult {
         texts: Vec::new(),
         assertions: Vec::new(),
         failure: None,
-        curl: None,
+        reproduce: None,
         timings: Vec::new(),
     }
 }
@@ -1073,14 +1068,6 @@ fn capture(source: &CaptureSource, reply: &Reply) -> Option<String> {
             })
         }),
     }
-}
-
-/// A curl command that repeats the request; the token is left to an environment variable.
-pub fn curl(url: &str, body: &str, user: &str) -> String {
-    let body = body.replace('\'', r"'\''");
-    format!(
-        "HOOKBENCH_TOKEN=$(hookbench token --user '{user}')  # add --client-id/--client-secret for a real channel\ncurl -sS -X POST '{url}' -H \"Authorization: bearer $HOOKBENCH_TOKEN\" -H 'Content-Type: application/json' --data-raw '{body}'"
-    )
 }
 
 #[cfg(test)]

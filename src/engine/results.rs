@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::client::http::TransportKind;
 
 /// Version of the JSON results format (`schemas/results.schema.json`).
-pub const RESULTS_SCHEMA_VERSION: &str = "1.0";
+pub const RESULTS_SCHEMA_VERSION: &str = "2.0";
 
 /// Why a step failed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -166,8 +166,9 @@ pub struct StepResult {
     pub assertions: Vec<AssertionResult>,
     /// Why it failed.
     pub failure: Option<Failure>,
-    /// A curl command reproducing the request (token redacted), on failure.
-    pub curl: Option<String>,
+    /// On the failed step: the `hookbench replay` command that repeats the conversation up to
+    /// and including this step against the same target (no secret in it).
+    pub reproduce: Option<String>,
     /// Timed events.
     pub timings: Vec<Timing>,
 }

@@ -245,6 +245,90 @@ impl Creds {
     }
 }
 
+/// One run of a scenario's conversation, for data row `row`: user 1, iteration row + 1.
+async fn run_row(s: &Scenario, target: &Target, row: Option<usize>) -> ScenarioResult {
+    Conversation {
+        scenario: s,
+        target,
+    }
+    .run(1, row.map(|r| r as u64 + 1).unwrap_or(1), row)
+    .await
+}
+
+/// Quotes a word for a POSIX shell.
+fn shell_word(w: &str) -> String {
+    if !w.is_empty()
+        && w.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c))
+    {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', "'\\''"))
+    }
+}
+
+/// Writes, on a failed run's failed step, the `hookbench replay` command that repeats the
+/// conversation up to and including that step against the same target: the embedded
+/// simulator (started anew by replay), the scenario's own `target.url`, or `--target`; with
+/// credentials from where the run took them. Secrets are never written: a client secret
+/// given on the command line is named by its environment variable.
+fn set_reproducer(r: &mut ScenarioResult, s: &Scenario, row: Option<usize>, opts: &TestOptions) {
+    let Some(step) = r
+        .steps
+        .iter_mut()
+        .find(|st| st.status == super::results::StepStatus::Failed)
+    else {
+        return;
+    };
+    let mut cmd = format!(
+        "hookbench replay {} --step {}",
+        shell_word(&s.file.display().to_string()),
+        step.index + 1
+    );
+    if let Some(row) = row {
+        cmd.push_str(&format!(" --row {}", row + 1));
+    }
+    let mut note = None;
+    if s.target.url.is_none() {
+        if let Some(t) = &opts.target {
+            let shown = crate::protocol::urls::redact_userinfo(t);
+            cmd.push_str(&format!(" --target {}", shell_word(&shown)));
+            if s.auth.is_none() {
+                if let Some(id) = &opts.client_id {
+                    cmd.push_str(&format!(" --client-id {}", shell_word(id)));
+                }
+                note = Some("the client secret from HOOKBENCH_CLIENT_SECRET, as in the run");
+            }
+        }
+    }
+    if let Some(n) = note {
+        cmd.push_str(&format!("   # {n}"));
+    }
+    step.reproduce = Some(cmd);
+}
+
+/// Runs a scenario's conversation once, as `hookbench test` ran it (same user number and
+/// iteration for `row`), against the embedded simulator or the given target: what
+/// `hookbench replay` does with the scenario cut after the step to reproduce.
+pub async fn replay(s: &Scenario, row: Option<usize>, opts: &TestOptions) -> ScenarioResult {
+    let mut env = Environment::default();
+    let r = match env.resolve(s, opts).await {
+        Ok(target) => run_row(s, &target, row).await,
+        Err(e) => ScenarioResult {
+            name: s.name.clone(),
+            file: s.file.display().to_string(),
+            row: row.map(|r| r + 1),
+            user: String::new(),
+            passed: false,
+            duration_ms: 0.0,
+            steps: Vec::new(),
+            setup_error: Some(e),
+        },
+    };
+    env.shutdown().await;
+    r
+}
+
 /// Runs every scenario (each data row) in order; `on_result` sees each run as it finishes.
 pub async fn run(
     scenarios: &[Scenario],
@@ -263,12 +347,8 @@ pub async fn run(
         match env.resolve(s, opts).await {
             Ok(target) => {
                 for row in rows {
-                    let r = Conversation {
-                        scenario: s,
-                        target: &target,
-                    }
-                    .run(1, row.map(|r| r as u64 + 1).unwrap_or(1), row)
-                    .await;
+                    let mut r = run_row(s, &target, row).await;
+                    set_reproducer(&mut r, s, row, opts);
                     on_result(&r);
                     results.push(r);
                 }

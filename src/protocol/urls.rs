@@ -117,9 +117,13 @@ pub struct UrlError {
 
 impl WebhookUrl {
     /// Parses `http(s)://host[:port][/prefix]/chatbot/(hooks|v2/webhook)/{botId}[/hookInstance/{id}]`.
+    ///
+    /// Credentials in the authority (`user:password@host`) are refused: the channel
+    /// authenticates with a JWT, and a URL is printed in reports. The error shows the URL with
+    /// its userinfo masked.
     pub fn parse(url: &str) -> Result<Self, UrlError> {
         let err = |reason| UrlError {
-            url: url.to_string(),
+            url: redact_userinfo(url),
             reason,
         };
         let trimmed = url.trim().trim_end_matches('/');
@@ -127,7 +131,13 @@ impl WebhookUrl {
             .strip_prefix("http://")
             .or_else(|| trimmed.strip_prefix("https://"))
             .ok_or_else(|| err("scheme must be http or https"))?;
-        let host_end = rest.find('/').ok_or_else(|| err("no path"))?;
+        let host_end = rest.find('/').unwrap_or(rest.len());
+        if rest[..host_end].contains('@') {
+            return Err(err("credentials in a URL (user:password@) are not accepted; the channel authenticates with a JWT (--client-id/--client-secret or the scenario's auth:)"));
+        }
+        if host_end == rest.len() {
+            return Err(err("no path"));
+        }
         let path = &rest[host_end..];
         let base_len = trimmed.len() - path.len();
         let (version, at) = if let Some(i) = path.find("/chatbot/v2/webhook/") {
@@ -157,6 +167,19 @@ impl WebhookUrl {
     pub fn message_url(&self) -> String {
         self.endpoints
             .message(self.version, self.instance.as_deref())
+    }
+}
+
+/// `url` with any `user:password@` of its authority replaced by `***@`.
+pub fn redact_userinfo(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => {
+            let sep = if scheme.is_empty() { "" } else { "://" };
+            format!("{scheme}{sep}***{}", &rest[at..])
+        }
+        None => url.to_string(),
     }
 }
 
@@ -214,5 +237,18 @@ mod tests {
         assert!(WebhookUrl::parse("ftp://x/chatbot/hooks/a").is_err());
         assert!(WebhookUrl::parse("http://x/other/a").is_err());
         assert!(WebhookUrl::parse("http://x/chatbot/hooks/a/b").is_err());
+    }
+
+    #[test]
+    fn credentials_in_a_url_are_refused_and_never_echoed() {
+        let e = WebhookUrl::parse("http://ada:hunter2@127.0.0.1:7700/chatbot/v2/webhook/st-1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("credentials in a URL"), "{e}");
+        assert!(!e.contains("hunter2") && !e.contains("ada"), "{e}");
+        assert!(e.contains("http://***@127.0.0.1:7700/"), "{e}");
+        let e = WebhookUrl::parse("ftp://u:pw@h/x").unwrap_err().to_string();
+        assert!(!e.contains("pw"), "{e}");
+        assert_eq!(redact_userinfo("http://h/p@x"), "http://h/p@x");
     }
 }

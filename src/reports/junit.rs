@@ -45,7 +45,7 @@ fn case(r: &ScenarioResult) -> TestCase {
                     a.actual
                 ));
             }
-            if let Some(c) = &step.curl {
+            if let Some(c) = &step.reproduce {
                 description.push_str("\nreproduce:\n");
                 description.push_str(c);
             }

@@ -63,7 +63,7 @@ pub fn scenario(r: &ScenarioResult, style: Style) -> String {
                     style.paint("31", &format!("{} error: {}", f.class(), f.summary()))
                 );
             }
-            if let Some(c) = &s.curl {
+            if let Some(c) = &s.reproduce {
                 let _ = writeln!(out, "          reproduce:");
                 for line in c.lines() {
                     let _ = writeln!(out, "            {line}");

@@ -78,7 +78,7 @@ async fn every_example_scenario_passes_on_the_embedded_simulator() {
         .map(|e| format!("{e} at {}", e.instance_path()))
         .collect();
     assert!(errs.is_empty(), "{errs:#?}");
-    assert_eq!(json["schema_version"], "1.0");
+    assert_eq!(json["schema_version"], "2.0");
 }
 
 #[tokio::test]
@@ -104,9 +104,9 @@ async fn failures_are_classified_and_reported() {
         assert_eq!(f.class(), class, "{instance}: {f:?}");
         assert_eq!(r.steps[1].status, StepStatus::Skipped);
         assert!(r.steps[0]
-            .curl
+            .reproduce
             .as_ref()
-            .is_some_and(|c| c.contains("curl -sS -X POST") && !c.contains(secret)));
+            .is_some_and(|c| c.contains("hookbench replay") && !c.contains(secret)));
         if let Failure::Protocol { status, .. } = f {
             assert!(*status == 401 || *status == 503);
         }

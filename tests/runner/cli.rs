@@ -49,7 +49,10 @@ fn exit_codes() {
         out.contains("expected: a message containing \"a million dollars\""),
         "{out}"
     );
-    assert!(out.contains("curl -sS -X POST"), "{out}");
+    assert!(
+        out.contains("hookbench replay tests/fixtures/scenarios/false-assertion.yaml --step 1"),
+        "{out}"
+    );
 
     let invalid = bin()
         .args(["test", "tests/fixtures/scenarios/invalid.yaml"])
@@ -160,4 +163,100 @@ async fn the_same_scenarios_run_against_an_external_simulator() {
         .metrics
         .requests(hookbench::sim::metrics::Route::V2Message, 200);
     assert!(v2 > 10, "{v2}");
+}
+
+/// The `hookbench replay …` line a failed `hookbench test` printed, as arguments.
+fn reproducer(stdout: &str) -> Vec<String> {
+    let line = stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("hookbench replay "))
+        .unwrap_or_else(|| panic!("no reproducer in {stdout}"));
+    let command = line.split("   #").next().unwrap();
+    command
+        .split_whitespace()
+        .skip(1)
+        .map(|w| w.trim_matches('\'').to_string())
+        .collect()
+}
+
+#[test]
+fn the_printed_reproducer_replays_the_conversation_up_to_the_failing_step() {
+    let fixture = "tests/fixtures/scenarios/mid-conversation.yaml";
+    let failed = bin()
+        .args(["test", fixture, "--no-color"])
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&failed.stdout);
+    // The embedded simulator is gone when the test exits: no port in the reproducer.
+    assert!(!stdout.contains("127.0.0.1"), "{stdout}");
+    let args = reproducer(&stdout);
+    assert_eq!(args, ["replay", fixture, "--step", "3"]);
+    // Run after the test has exited, the replay starts its own simulator, replays steps 1-2
+    // and fails at step 3 as the test did (not with "Sorry, I didn't understand that").
+    let replay = bin().args(&args).arg("--no-color").output().unwrap();
+    let out = String::from_utf8_lossy(&replay.stdout);
+    assert_eq!(replay.status.code(), Some(1), "{out}");
+    assert!(out.contains("reproduced"), "{out}");
+    assert!(out.contains("Transferred 250 to savings."), "{out}");
+    assert!(!out.contains("didn't understand"), "{out}");
+    assert!(
+        out.contains("expected: a message containing \"Transferred 999\""),
+        "{out}"
+    );
+    // A step that passes is reported as not reproduced.
+    let ok = bin()
+        .args(["replay", fixture, "--step", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(ok.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("not reproduced"));
+    let bad = bin()
+        .args(["replay", fixture, "--step", "9"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reproducer_of_an_external_target_names_it_and_no_secret() {
+    let sim = RunningSim::start(SimConfig::demo(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let info = sim.info();
+    let target = sim.url(hookbench::protocol::Version::V2, "default");
+    let secret = info.client_secret.clone().unwrap();
+    let (stdout, replay) = tokio::task::spawn_blocking(move || {
+        let fixture = "tests/fixtures/scenarios/mid-conversation.yaml";
+        let failed = bin()
+            .args(["test", fixture, "--no-color", "--target", &target])
+            .args(["--client-id", &info.client_id, "--client-secret", &secret])
+            .output()
+            .unwrap();
+        assert_eq!(failed.status.code(), Some(1));
+        let stdout = String::from_utf8_lossy(&failed.stdout).to_string();
+        assert!(!stdout.contains(&secret), "{stdout}");
+        let args = reproducer(&stdout);
+        let replay = bin()
+            .args(&args)
+            .env("HOOKBENCH_CLIENT_SECRET", &secret)
+            .output()
+            .unwrap();
+        (stdout, replay)
+    })
+    .await
+    .unwrap();
+    assert!(
+        stdout.contains("--target http://127.0.0.1:")
+            && stdout.contains("--client-id cs-")
+            && stdout.contains("HOOKBENCH_CLIENT_SECRET"),
+        "{stdout}"
+    );
+    let out = String::from_utf8_lossy(&replay.stdout);
+    assert_eq!(replay.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("reproduced") && out.contains("Transferred 250 to savings."),
+        "{out}"
+    );
 }
