@@ -316,6 +316,10 @@ fn binary_writes_reports_and_thresholds_gate_the_exit_code() {
         .map(|e| format!("{e} at {}", e.instance_path()))
         .collect();
     assert!(errs.is_empty(), "{errs:#?}");
+    // The embedded simulator's CPU time is reported apart from the generator's.
+    let sim_cpu = v["generator"]["simulator_cpu_seconds"].as_f64();
+    assert!(sim_cpu.is_some_and(|s| s > 0.0), "{}", v["generator"]);
+    assert!(stdout.contains("the embedded simulator used"), "{stdout}");
     // `hookbench report` renders the HTML again.
     std::fs::remove_file(out.join("report.html")).unwrap();
     let again = bin()

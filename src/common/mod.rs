@@ -2,6 +2,7 @@
 //! how YAML is read.
 
 pub mod duration;
+pub mod procfs;
 
 pub use duration::{pause, pause_until, Delay, DurationSpec};
 

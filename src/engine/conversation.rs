@@ -704,6 +704,8 @@ impl Conversation<'_> {
     ) -> Option<Failure> {
         let t = self.target;
         let v = t.version;
+        // The turn's one clock: every latency and budget figure of the turn is read from it.
+        let started = Instant::now();
         let ex = match t
             .http
             .post_json(
@@ -716,14 +718,17 @@ impl Conversation<'_> {
         {
             Ok(ex) => ex,
             Err(e) if e.kind == TransportKind::TimedOut => {
-                reply.latency = t.timeout;
-                return Some(Failure::Budget {
-                    limit_ms: ms(t.timeout),
-                    elapsed_ms: ms(t.timeout + Duration::from_secs(1)),
-                    message: "no answer within the sync budget".into(),
-                });
+                return Some(budget(
+                    reply,
+                    started,
+                    Some(t.timeout),
+                    "no answer within the sync budget",
+                ));
             }
-            Err(e) => return Some(transport(e)),
+            Err(e) => {
+                reply.latency = started.elapsed();
+                return Some(transport(e));
+            }
         };
         let sent = ex.sent;
         result.timings.push(Timing {
@@ -743,22 +748,23 @@ impl Conversation<'_> {
                 if let Some(b) = body {
                     reply.push(Body::Tree(b), v);
                 }
-                let f = if ex.status == 504 {
-                    Failure::Budget {
-                        limit_ms: ms(t.timeout),
-                        elapsed_ms: ms(ex.total),
-                        message: "the platform timed the request out (504)".into(),
-                    }
-                } else {
-                    f
-                };
+                if ex.status == 504 {
+                    // The platform's own budget, not this run's: say only what it took.
+                    return Some(budget(
+                        reply,
+                        sent,
+                        None,
+                        "the platform timed the request out (504)",
+                    ));
+                }
                 return Some(f);
             }
         };
         if ex.total > t.timeout {
             reply.push(body, v);
+            reply.latency = ex.total;
             return Some(Failure::Budget {
-                limit_ms: ms(t.timeout),
+                limit_ms: Some(ms(t.timeout)),
                 elapsed_ms: ms(ex.total),
                 message: "sync request over its budget".into(),
             });
@@ -770,11 +776,12 @@ impl Conversation<'_> {
         }
         while let Some(id) = poll_id.take() {
             if sent.elapsed() > t.poll.max_wait {
-                return Some(Failure::Budget {
-                    limit_ms: ms(t.poll.max_wait),
-                    elapsed_ms: ms(sent.elapsed()),
-                    message: "polling did not converge".into(),
-                });
+                return Some(budget(
+                    reply,
+                    sent,
+                    Some(t.poll.max_wait),
+                    "polling did not converge",
+                ));
             }
             pause(t.poll.interval.wait(reply.polls)).await;
             let poll_url = match Url::parse(&t.endpoints.poll(&id)) {
@@ -783,7 +790,10 @@ impl Conversation<'_> {
             };
             let ex = match t.http.get(&poll_url, out.auth, t.timeout).await {
                 Ok(ex) => ex,
-                Err(e) => return Some(transport(e)),
+                Err(e) => {
+                    reply.latency = sent.elapsed();
+                    return Some(transport(e));
+                }
             };
             reply.polls += 1;
             result.timings.push(Timing {
@@ -792,7 +802,10 @@ impl Conversation<'_> {
             });
             let body = match decode_answer(&ex, v, reply.trees) {
                 Ok(b) => b,
-                Err((_, f)) => return Some(f),
+                Err((_, f)) => {
+                    reply.latency = sent.elapsed();
+                    return Some(f);
+                }
             };
             if body.in_progress() {
                 reply.in_progress += 1;
@@ -890,13 +903,26 @@ impl Conversation<'_> {
             }
         }
         if reply.received == 0 {
-            return Some(Failure::Budget {
-                limit_ms: ms(t.max_wait),
-                elapsed_ms: ms(ex.sent.elapsed()),
-                message: "no async delivery arrived".into(),
-            });
+            return Some(budget(
+                reply,
+                ex.sent,
+                Some(t.max_wait),
+                "no async delivery arrived",
+            ));
         }
         None
+    }
+}
+
+/// A broken budget, measured once: the turn's latency and the failure's elapsed time are the
+/// same reading of the turn's clock.
+fn budget(reply: &mut Reply, since: Instant, limit: Option<Duration>, message: &str) -> Failure {
+    let took = since.elapsed();
+    reply.latency = took;
+    Failure::Budget {
+        limit_ms: limit.map(ms),
+        elapsed_ms: ms(took),
+        message: message.into(),
     }
 }
 

@@ -40,8 +40,9 @@ pub enum Failure {
     },
     /// The turn broke its time budget (sync 15 s, poll or async max wait).
     Budget {
-        /// The budget.
-        limit_ms: f64,
+        /// The budget this run holds the turn to; `None` when the target itself declared the
+        /// timeout (a 504 after its own budget, which this run does not know).
+        limit_ms: Option<f64>,
         /// What it took.
         elapsed_ms: f64,
         /// Which budget.
@@ -89,7 +90,10 @@ impl Failure {
                 message,
                 limit_ms,
                 elapsed_ms,
-            } => format!("{message}: {elapsed_ms:.0} ms against {limit_ms:.0} ms"),
+            } => match limit_ms {
+                Some(limit) => format!("{message}: {elapsed_ms:.1} ms against {limit:.0} ms"),
+                None => format!("{message} after {elapsed_ms:.1} ms"),
+            },
             Failure::Decode { message } => format!("undecodable answer: {message}"),
         }
     }

@@ -63,7 +63,7 @@ impl Environment {
             };
             config.post_url = Some(receiver.url.clone());
             config.grace = Duration::from_millis(200);
-            let sim = RunningSim::start(config, localhost)
+            let sim = RunningSim::start_isolated(config, localhost)
                 .await
                 .map_err(|e| format!("cannot start the embedded simulator: {e}"))?;
             self.sim = Some(sim);

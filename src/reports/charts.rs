@@ -55,12 +55,15 @@ pub fn line(
     x_log_percentile: bool,
 ) -> String {
     let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
-    let ys = series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.1))
-        .chain(hline.map(|h| h.y));
+    let ys = series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
     let (x0, x1) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
-    let y1 = ys.fold(0.0f64, f64::max).max(1e-9) * 1.08;
+    let data_max = ys.fold(0.0f64, f64::max);
+    // The axis scales to the data; a reference line far above it (say a 15 s budget over
+    // sub-millisecond turns) is named in a note instead of flattening the data to zero.
+    let hline_on_scale = hline.filter(|h| h.y <= data_max * 4.0 || data_max <= 0.0);
+    let top = hline_on_scale.map_or(data_max, |h| data_max.max(h.y));
+    // Headroom keeps the legend (top left) clear of a reference line at the top.
+    let y1 = top.max(1e-9) * if hline_on_scale.is_some() { 1.25 } else { 1.08 };
     let (x0, x1) = if x0 >= x1 {
         (x0.min(0.0), x0.max(0.0) + 1.0)
     } else {
@@ -133,7 +136,16 @@ pub fn line(
         (T + H - B) / 2.0,
         esc(y_label)
     );
-    if let Some(h) = hline {
+    if let Some(h) = hline.filter(|_| hline_on_scale.is_none()) {
+        let _ = write!(
+            svg,
+            r#"<text x="{}" y="{}" class="budget-label" text-anchor="end">{} (off the scale: far above every value)</text>"#,
+            W - R - 4.0,
+            T + 15.0,
+            esc(&h.label)
+        );
+    }
+    if let Some(h) = hline_on_scale {
         let y = py(h.y);
         let _ = write!(
             svg,
@@ -206,4 +218,74 @@ pub fn bars(items: &[(String, f64)], color: &'static str, unit: &str) -> String 
     }
     svg.push_str("</svg>");
     svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ys(svg: &str) -> Vec<f64> {
+        let at = svg.find("<polyline points=\"").unwrap() + 18;
+        let end = at + svg[at..].find('"').unwrap();
+        svg[at..end]
+            .split(' ')
+            .map(|p| p.split(',').nth(1).unwrap().parse().unwrap())
+            .collect()
+    }
+
+    fn series(values: &[f64]) -> Vec<Series> {
+        vec![Series {
+            name: "turn latency".into(),
+            color: "#000",
+            points: values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i as f64, *v))
+                .collect(),
+        }]
+    }
+
+    #[test]
+    fn small_values_are_not_flattened_by_a_far_reference_line() {
+        let budget = HLine {
+            y: 15.0,
+            label: "15 s sync budget".into(),
+        };
+        let svg = line(
+            &series(&[0.0002, 0.0004, 0.0008]),
+            "x",
+            "s",
+            Some(&budget),
+            false,
+        );
+        let y = ys(&svg);
+        // The curve spans most of the plot's height, not a flat line at zero.
+        assert!(y[0] - y[2] > (H - T - B) * 0.5, "{y:?}");
+        assert!(
+            !svg.contains(r#"class="budget""#),
+            "no line far off the scale"
+        );
+        assert!(svg.contains("15 s sync budget (off the scale"), "{svg}");
+    }
+
+    #[test]
+    fn a_reference_line_in_range_is_drawn_below_the_legend() {
+        let budget = HLine {
+            y: 15.0,
+            label: "15 s sync budget".into(),
+        };
+        let svg = line(&series(&[2.0, 9.0, 15.0]), "x", "s", Some(&budget), false);
+        let at = svg.find(r#"class="budget""#).unwrap();
+        let y1: f64 = svg[..at]
+            .rsplit("y1=\"")
+            .next()
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        // The legend's text sits at T + 15; the line and its label (4 px above) clear it.
+        assert!(y1 - 4.0 - 11.0 > T + 15.0, "budget line at {y1}");
+    }
 }

@@ -10,6 +10,7 @@ const TEMPLATE: &str = include_str!("templates/load.html");
 
 fn latency_curve(report: &LoadReport) -> String {
     // Percentile curve of turn latency on a log scale of "nines", with the sync budget.
+    // Values in µs; shown in seconds, or in milliseconds when every turn took under one second.
     let mut points = Vec::new();
     if let Some(h) = report
         .distributions
@@ -20,12 +21,23 @@ fn latency_curve(report: &LoadReport) -> String {
         let mut x = 0.0;
         while x <= 4.0 {
             let q = 1.0 - 1.0 / 10f64.powf(x);
-            points.push((x, h.value_at_quantile(q) as f64 / 1e6));
+            points.push((x, h.value_at_quantile(q) as f64));
             x += 0.05;
         }
     }
+    let max = points.iter().map(|p| p.1).fold(0.0, f64::max);
+    let (unit, scale) = if max < 1e6 {
+        ("milliseconds", 1e3)
+    } else {
+        ("seconds", 1e6)
+    };
+    for p in &mut points {
+        p.1 /= scale;
+    }
+    // The sync budget applies to sync turns only.
+    let sync = report.counts.sync_turns > 0;
     let budget = HLine {
-        y: report.budget_ms / 1000.0,
+        y: report.budget_ms * 1e3 / scale,
         label: format!("{:.0} s sync budget", report.budget_ms / 1000.0),
     };
     line(
@@ -35,8 +47,8 @@ fn latency_curve(report: &LoadReport) -> String {
             points,
         }],
         "percentile",
-        "seconds",
-        Some(&budget),
+        unit,
+        sync.then_some(&budget),
         true,
     )
 }

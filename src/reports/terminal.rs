@@ -143,14 +143,16 @@ pub fn load_summary(r: &crate::engine::load::report::LoadReport, style: Style) -
         c.assertions_passed,
         c.assertions
     );
-    let _ = writeln!(
-        out,
-        "  sync budget {:.0} s: {} turns over 50%, {} over 80%, {} over 100%",
-        r.budget_ms / 1000.0,
-        c.over_50pct,
-        c.over_80pct,
-        c.over_budget
-    );
+    if c.sync_turns > 0 {
+        let _ = writeln!(
+            out,
+            "  sync budget {:.0} s: {} turns over 50%, {} over 80%, {} over 100%",
+            r.budget_ms / 1000.0,
+            c.over_50pct,
+            c.over_80pct,
+            c.over_budget
+        );
+    }
     if c.polled_turns > 0 {
         let _ = writeln!(
             out,
@@ -242,10 +244,16 @@ pub fn load_summary(r: &crate::engine::load::report::LoadReport, style: Style) -
     for w in &r.generator.warnings {
         let _ = writeln!(out, "  {}", style.paint("33", &format!("warning: {w}")));
     }
-    let _ = writeln!(
+    let _ = write!(
         out,
         "  generator: {:.2} s CPU, {:.1} µs per turn, peak {:.0} MiB",
         r.generator.cpu_seconds, r.generator.cpu_us_per_turn, r.generator.max_rss_mib
     );
+    match r.generator.simulator_cpu_seconds {
+        Some(sim) => {
+            let _ = writeln!(out, " (the embedded simulator used {sim:.2} s CPU besides)");
+        }
+        None => out.push('\n'),
+    }
     out
 }

@@ -86,7 +86,7 @@ pub struct Target {
 pub enum PollInterval {
     /// The same wait each time (web SDK: 1 s).
     Fixed(Duration),
-    /// No wait (iOS SDK).
+    /// Right after the previous answer (iOS SDK), but never sooner than [`POLL_FLOOR`].
     Immediate,
     /// Doubling from `initial` up to `max`.
     Exponential {
@@ -97,16 +97,43 @@ pub enum PollInterval {
     },
 }
 
+/// The least gap between the answer to one poll and the next poll of the same turn, whatever
+/// the interval says: a turn never polls more than 100 times a second (a loop with no wait
+/// made 22,647 polls in 1.2 s against a local target). Polls of one turn are never concurrent:
+/// each waits for the previous answer.
+pub const POLL_FLOOR: Duration = Duration::from_millis(10);
+
 impl PollInterval {
-    /// The wait before poll number `n` (0-based).
+    /// The wait before poll number `n` (0-based), at least [`POLL_FLOOR`].
     pub fn wait(&self, n: u32) -> Duration {
-        match *self {
+        let d = match *self {
             PollInterval::Fixed(d) => d,
             PollInterval::Immediate => Duration::ZERO,
             PollInterval::Exponential { initial, max } => {
                 initial.saturating_mul(1u32 << n.min(20)).min(max)
             }
-        }
+        };
+        d.max(POLL_FLOOR)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_poll_interval_goes_below_the_floor() {
+        assert_eq!(PollInterval::Immediate.wait(0), POLL_FLOOR);
+        assert_eq!(PollInterval::Fixed(Duration::ZERO).wait(3), POLL_FLOOR);
+        let ms = Duration::from_millis;
+        let exp = PollInterval::Exponential {
+            initial: ms(1),
+            max: ms(40),
+        };
+        assert_eq!(exp.wait(0), POLL_FLOOR);
+        assert_eq!(exp.wait(4), ms(16));
+        assert_eq!(exp.wait(9), ms(40));
+        assert_eq!(PollInterval::Fixed(ms(250)).wait(0), ms(250));
     }
 }
 

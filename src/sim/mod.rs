@@ -97,9 +97,46 @@ pub struct RunningSim {
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<()>,
     sweeper: JoinHandle<()>,
+    /// The simulator's own runtime, when it was started on threads of its own.
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
+/// The name of the threads of a simulator started with [`RunningSim::start_isolated`], by
+/// which a load run tells the embedded simulator's CPU time from the generator's.
+pub const SIM_THREAD_NAME: &str = "hookbench-sim";
+
 impl RunningSim {
+    /// Like [`RunningSim::start`], on a runtime and threads of its own (named
+    /// [`SIM_THREAD_NAME`]), so an embedding process can account the simulator's CPU time
+    /// apart from its own.
+    pub async fn start_isolated(
+        config: SimConfig,
+        listen: SocketAddr,
+    ) -> std::io::Result<RunningSim> {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name(SIM_THREAD_NAME)
+            .enable_all()
+            .build()?;
+        let started = runtime
+            .spawn(RunningSim::start(config, listen))
+            .await
+            .map_err(std::io::Error::other)?;
+        match started {
+            Ok(mut sim) => {
+                sim.runtime = Some(runtime);
+                Ok(sim)
+            }
+            Err(e) => {
+                runtime.shutdown_background();
+                Err(e)
+            }
+        }
+    }
+
     /// Binds `listen` (port 0 picks a free port) and starts serving.
     pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<RunningSim> {
         let mut bot = config.bot;
@@ -147,6 +184,7 @@ impl RunningSim {
             shutdown: Some(tx),
             server,
             sweeper,
+            runtime: None,
         })
     }
 
@@ -197,6 +235,9 @@ impl RunningSim {
         }
         self.sweeper.abort();
         let _ = (&mut self.server).await;
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
     }
 }
 
@@ -205,6 +246,9 @@ impl Drop for RunningSim {
         self.sweeper.abort();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use hookbench::engine::results::{Failure, StepStatus};
+use hookbench::engine::results::{Failure, StepResult, StepStatus};
 use hookbench::engine::suite::{self, TestOptions};
 use hookbench::scenario::{parse_str, Scenario, Secret};
 use hookbench::sim::{Bot, RunningSim, SimConfig};
@@ -132,6 +132,70 @@ async fn over_budget_turn_is_a_budget_failure() {
     .await;
     let f = report.scenarios[0].steps[0].failure.as_ref().unwrap();
     assert_eq!(f.class(), "budget", "{f:?}");
+}
+
+/// Runs one step against `instance` and returns the step and its budget failure's figures.
+async fn budget_case(
+    sim: &RunningSim,
+    instance: &str,
+    text: &str,
+) -> (StepResult, Option<f64>, f64, String) {
+    let s = scenario(text);
+    let report = suite::run(
+        std::slice::from_ref(&s),
+        &opts(sim, instance, "test-secret"),
+        |_| {},
+    )
+    .await;
+    let step = report.scenarios[0].steps[0].clone();
+    let Some(Failure::Budget {
+        limit_ms,
+        elapsed_ms,
+        ..
+    }) = step.failure.clone()
+    else {
+        panic!("not a budget failure: {step:#?}");
+    };
+    let summary = step.failure.as_ref().unwrap().summary();
+    (step, limit_ms, elapsed_ms, summary)
+}
+
+#[tokio::test]
+async fn budget_failures_report_one_clock_everywhere() {
+    let sim = fault_sim().await;
+    // Over this run's budget: the step's latency is the figure in the message.
+    let (step, limit, elapsed, msg) = budget_case(
+        &sim,
+        "ivrInst-slow",
+        "name: b\ntarget: {timeout: 100ms}\nsteps:\n  - send: quick\n",
+    )
+    .await;
+    assert_eq!(limit, Some(100.0));
+    assert_eq!(step.latency_ms, elapsed);
+    assert!(elapsed >= 200.0, "{msg}");
+    assert!(
+        msg.contains(&format!("{elapsed:.1} ms against 100 ms")),
+        "{msg}"
+    );
+    // A 504 after the platform's own 300 ms budget: not "against 15000 ms".
+    let (step, limit, elapsed, msg) =
+        budget_case(&sim, "ivrInst-short", "name: b\nsteps:\n  - send: long\n").await;
+    assert_eq!(limit, None);
+    assert_eq!(step.latency_ms, elapsed);
+    assert!((300.0..1000.0).contains(&elapsed), "{msg}");
+    assert!(!msg.contains("15000"), "{msg}");
+    assert!(msg.contains("(504) after"), "{msg}");
+    // Polling that does not converge in time: the latency is the time spent, not the first
+    // answer's.
+    let (step, limit, elapsed, msg) = budget_case(
+        &sim,
+        "default",
+        "name: b\ntarget: {poll: {interval: 50ms, max_wait: 200ms}}\nsteps:\n  - send: chain\n",
+    )
+    .await;
+    assert_eq!(limit, Some(200.0));
+    assert_eq!(step.latency_ms, elapsed);
+    assert!(elapsed >= 200.0, "{msg}");
 }
 
 #[tokio::test]
@@ -300,4 +364,25 @@ steps:
             );
         }
     }
+}
+
+#[tokio::test]
+async fn immediate_polling_keeps_its_floor() {
+    let sim = fault_sim().await;
+    let s = scenario("name: p\ntarget: {poll: {interval: immediate}}\nsteps:\n  - send: chain\n");
+    let report = suite::run(
+        std::slice::from_ref(&s),
+        &opts(&sim, "default", "test-secret"),
+        |_| {},
+    )
+    .await;
+    let step = &report.scenarios[0].steps[0];
+    assert!(report.scenarios[0].passed, "{step:#?}");
+    // Two 300 ms service nodes: at most one poll per 10 ms floor, and one in flight.
+    let span_ms = step.latency_ms;
+    assert!(
+        step.polls >= 2 && f64::from(step.polls) <= span_ms / 10.0 + 2.0,
+        "{} polls in {span_ms} ms",
+        step.polls
+    );
 }

@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 
 use super::conversation::{Conversation, Target, UserState};
 use super::results::{Failure, StepResult, StepStatus};
+use crate::common::procfs;
 use crate::scenario::{Action, Load, LoadModel, Mode, Scenario, Stage};
 use metrics::{hist, record, summarise, Sample, Shards};
 use report::{Capacity, CapacityStep, Generator, LoadReport, Point, StepReport};
@@ -363,7 +364,8 @@ pub async fn run(
     mut on_tick: impl FnMut(&Point, &Sample) + Send + 'static,
 ) -> LoadReport {
     let started_at = crate::protocol::ids::created_on_now();
-    let cpu_before = cpu_seconds();
+    let cpu_before = procfs::process_cpu_seconds();
+    let sim_before = procfs::threads_cpu_seconds(crate::sim::SIM_THREAD_NAME);
     let waits_before = target.http.connection_waits();
     let steps = scenario.steps.len();
     let threads = std::thread::available_parallelism()
@@ -650,7 +652,9 @@ pub async fn run(
             latency: summarise(&d.steps[i], 1000.0),
         })
         .collect();
-    let cpu = cpu_seconds() - cpu_before;
+    // An embedded simulator runs on threads of its own: its share is not the generator's.
+    let sim_cpu = (procfs::threads_cpu_seconds(crate::sim::SIM_THREAD_NAME) - sim_before).max(0.0);
+    let cpu = (procfs::process_cpu_seconds() - cpu_before - sim_cpu).max(0.0);
     let lag_summary = summarise(lag, 1000.0);
     let mut warnings = Vec::new();
     if lag_summary.p99 > 50.0 {
@@ -697,9 +701,10 @@ pub async fn run(
         timeseries: series.clone(),
         generator: Generator {
             cpu_seconds: cpu,
+            simulator_cpu_seconds: (sim_cpu > 0.0).then_some(sim_cpu),
             cpu_us_per_turn: cpu * 1e6 / total.counts.turns.max(1) as f64,
             scheduler_lag: Some(lag_summary),
-            max_rss_mib: max_rss_mib(),
+            max_rss_mib: procfs::max_rss_mib(),
             warnings,
         },
     }
@@ -711,39 +716,6 @@ fn q(h: &hdrhistogram::Histogram<u64>, p: f64) -> f64 {
     } else {
         h.value_at_quantile(p) as f64 / 1000.0
     }
-}
-
-/// Process CPU time (user + system), from /proc on Linux; 0 elsewhere.
-pub fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    let Some(after) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // Fields after the command: state is [0]; utime is field 14 of the line, [11] here.
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-/// Peak resident memory in MiB, from /proc on Linux; 0 elsewhere.
-pub fn max_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
 }
 
 #[cfg(test)]

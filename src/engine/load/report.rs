@@ -71,8 +71,11 @@ pub struct StepReport {
 /// How the generator itself did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Generator {
-    /// CPU time used by the process (s).
+    /// CPU time used by the generator (s): the process's, less an embedded simulator's.
     pub cpu_seconds: f64,
+    /// CPU time of the embedded simulator (s), when the run started one.
+    #[serde(default)]
+    pub simulator_cpu_seconds: Option<f64>,
     /// CPU time per turn (µs).
     pub cpu_us_per_turn: f64,
     /// How late the generator's own 100 ms ticker woke (ms).
