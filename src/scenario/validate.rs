@@ -1293,7 +1293,7 @@ impl Validator<'_> {
         };
         let label = match get("name") {
             Some(n) => self.text(n, &join(path, "name")).unwrap_or(label),
-            None => label,
+            None => short_label(label),
         };
         let expect = match get("expect") {
             Some(e) => self.checks(e, &join(path, "expect")),
@@ -1923,4 +1923,14 @@ fn expand_env_json(v: &Value, env: EnvLookup<'_>) -> Result<Value, Vec<String>> 
         ),
         other => other.clone(),
     })
+}
+
+/// A generated step label cut to 60 characters (a `send:` of megabytes is labelled by its
+/// start, not printed whole in every report); a `name:` is kept as written.
+fn short_label(label: String) -> String {
+    const MAX: usize = 60;
+    match label.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}…", &label[..at]),
+        None => label,
+    }
 }

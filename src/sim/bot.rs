@@ -144,6 +144,8 @@ struct RawSettings {
     #[serde(default)]
     poll_ttl: Option<DurationSpec>,
     #[serde(default)]
+    connection_idle: Option<DurationSpec>,
+    #[serde(default)]
     max_file_bytes: Option<u64>,
     #[serde(default)]
     max_chunk_bytes: Option<u64>,
@@ -491,6 +493,10 @@ pub struct Settings {
     pub session_idle: Duration,
     /// Undelivered poll batches are dropped after this (5 min).
     pub poll_ttl: Duration,
+    /// A connection that has not sent a whole request head within this long, whether new or
+    /// kept alive between requests, is closed (60 s): idle and slowloris connections do not
+    /// stay open for ever.
+    pub connection_idle: Duration,
     /// Largest uploaded file (25 MiB).
     pub max_file_bytes: u64,
     /// Largest chunk (2 MiB).
@@ -702,6 +708,10 @@ impl Validator<'_> {
                 .poll_ttl
                 .map(DurationSpec::get)
                 .unwrap_or(Duration::from_secs(5 * 60)),
+            connection_idle: s
+                .connection_idle
+                .map(DurationSpec::get)
+                .unwrap_or(Duration::from_secs(60)),
             max_file_bytes: s.max_file_bytes.unwrap_or(25 * 1024 * 1024),
             max_chunk_bytes: s.max_chunk_bytes.unwrap_or(2 * 1024 * 1024),
             v1_templates: s.v1_templates.unwrap_or(TemplateEncoding::Escaped),

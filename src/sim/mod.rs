@@ -155,6 +155,7 @@ impl RunningSim {
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
         let grace = config.grace;
+        let idle = state.bot.settings.connection_idle;
         let server = tokio::spawn(async move {
             serve::serve(
                 listener,
@@ -163,6 +164,7 @@ impl RunningSim {
                     let _ = rx.await;
                 },
                 grace,
+                idle,
             )
             .await;
         });

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -27,14 +27,26 @@ impl std::fmt::Display for Dropped {
 impl std::error::Error for Dropped {}
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open connections finish
-/// for up to `grace`.
+/// for up to `grace`. An HTTP/1.1 connection that has not sent a whole request head within
+/// `idle` (when new, or between requests on keep-alive) is closed; HTTP/2 connections are
+/// pinged as often and closed when the ping goes unanswered.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
+    idle: Duration,
 ) {
-    let builder = Builder::new(TokioExecutor::new());
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(idle)
+        .keep_alive_timeout(Duration::from_secs(20));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -67,10 +79,20 @@ pub async fn serve(
                 }
             }
         });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn.into_owned());
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let _ = conn.await;
+            // The protocol is detected from the first bytes, before HTTP/1's header timer
+            // runs: a connection that sends nothing is closed after `idle` here.
+            let mut first = [0u8; 1];
+            if !matches!(
+                tokio::time::timeout(idle, stream.peek(&mut first)).await,
+                Ok(Ok(1..))
+            ) {
+                return;
+            }
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let _ = watcher.watch(conn.into_owned()).await;
         });
     }
     drop(listener);

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -20,7 +21,7 @@ use super::conversation::{Out, Segment, Turn, UserContext};
 use super::delivery;
 use super::faults::{self, Injected};
 use super::metrics::Route;
-use super::state::{PollEntry, SimState, VerifiedToken};
+use super::state::{Owner, PollEntry, SimState, VerifiedToken};
 use super::upload;
 use crate::protocol::jwt::{self, JwtError};
 use crate::protocol::template::escape_html;
@@ -230,7 +231,7 @@ async fn v1_first(
     State(s): State<Shared>,
     Path(bot): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     message(s, Version::V1, bot, None, headers, body).await
 }
@@ -239,7 +240,7 @@ async fn v1_instance(
     State(s): State<Shared>,
     Path((bot, inst)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     message(s, Version::V1, bot, Some(inst), headers, body).await
 }
@@ -248,7 +249,7 @@ async fn v2_first(
     State(s): State<Shared>,
     Path(bot): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     message(s, Version::V2, bot, None, headers, body).await
 }
@@ -257,7 +258,7 @@ async fn v2_instance(
     State(s): State<Shared>,
     Path((bot, inst)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     message(s, Version::V2, bot, Some(inst), headers, body).await
 }
@@ -326,7 +327,7 @@ async fn message(
     bot: String,
     inst: Option<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let arrived = Instant::now();
     let Some((idx, instance)) = resolve(&state, &bot, inst.as_deref()) else {
@@ -337,6 +338,14 @@ async fn message(
         Err(e) => return auth_error(version, &e),
     };
     let claims = &verified.claims;
+    // A body over the limit (2 MiB) gets the documented envelope, not axum's plain text.
+    let body = match body {
+        Ok(b) => b,
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error(version, ErrorKind::TooLarge)
+        }
+        Err(_) => return error(version, ErrorKind::InvalidPayload),
+    };
     if let Some(limit) = instance.rate_limit {
         if !state.take_token(idx, &state.bot.apps[verified.app].client_id, limit) {
             return error(version, ErrorKind::TooManyRequests);
@@ -406,7 +415,7 @@ async fn message(
             }
         }
         Mode::Sync if version == Version::V2 && instance.polling => {
-            let body = start_poll_chain(&state, idx, &user, turn, arrived);
+            let body = start_poll_chain(&state, Owner::of(&verified), idx, &user, turn, arrived);
             if latency > instance.sync_timeout {
                 return timed_out(&state, version, instance.sync_timeout).await;
             }
@@ -475,6 +484,7 @@ fn attachment_name(state: &SimState, a: &crate::protocol::Attachment) -> String 
 /// Answers the segments that are ready now and parks the rest under a new pollId.
 fn start_poll_chain(
     state: &SimState,
+    owner: Owner,
     instance: u16,
     user: &str,
     turn: Turn,
@@ -499,6 +509,7 @@ fn start_poll_chain(
         let id = ids::poll_id();
         body.poll_id = Some(id.clone());
         let entry = PollEntry {
+            owner,
             instance,
             user: user.to_string(),
             segments: pending,
@@ -521,12 +532,18 @@ async fn poll(
     if bot != state.bot.id {
         return error(Version::V2, ErrorKind::NotFound);
     }
-    if let Err(e) = authenticate(&state, &headers) {
-        return auth_error(Version::V2, &e);
-    }
+    let token = match authenticate(&state, &headers) {
+        Ok(t) => t,
+        Err(e) => return auth_error(Version::V2, &e),
+    };
     let now = Instant::now();
     let (body, instance) = {
         let mut polls = state.polls.lock().unwrap_or_else(|p| p.into_inner());
+        // A batch is its owner's: anyone else is told there is nothing, and the batch stays.
+        if !polls.get(&poll_id).is_some_and(|e| e.owner.admits(&token)) {
+            drop(polls);
+            return error(Version::V2, ErrorKind::NoDataFound);
+        }
         let Some(mut entry) = polls.remove(&poll_id) else {
             drop(polls);
             return error(Version::V2, ErrorKind::NoDataFound);

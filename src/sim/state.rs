@@ -9,9 +9,38 @@ use super::conversation::{Segment, Sessions};
 use super::metrics::Metrics;
 use crate::protocol::jwt::Claims;
 
+/// Who may read or continue something the simulator keeps (a poll batch, an upload): the app
+/// of the token that started it and the user identity that token carried. Another user's
+/// valid token gets the documented error, never the data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// Index of the app in `bot.apps`.
+    pub app: usize,
+    /// The token's `userIdentity`, or the message's `from.id` for a poll batch.
+    pub identity: Option<String>,
+}
+
+impl Owner {
+    /// The owner a verified token stands for.
+    pub fn of(token: &VerifiedToken) -> Owner {
+        Owner {
+            app: token.app,
+            identity: token.claims.user_identity.clone(),
+        }
+    }
+
+    /// True when `token` may act for this owner: same app, and the same user when either
+    /// side names one.
+    pub fn admits(&self, token: &VerifiedToken) -> bool {
+        self.app == token.app && self.identity == token.claims.user_identity
+    }
+}
+
 /// A batch of messages waiting to be polled.
 #[derive(Debug)]
 pub struct PollEntry {
+    /// Whose message started it.
+    pub owner: Owner,
     /// Which instance answered (for its latency faults).
     pub instance: u16,
     /// `from.id`.
@@ -25,6 +54,8 @@ pub struct PollEntry {
 /// An upload in progress.
 #[derive(Debug)]
 pub struct Upload {
+    /// Who asked for the file token.
+    pub owner: Owner,
     /// The instance's channel type.
     pub channel: String,
     /// Token expiry.
@@ -47,6 +78,8 @@ pub struct FileMeta {
     pub name: String,
     /// Size in bytes.
     pub size: u64,
+    /// When it was merged (files are dropped `session_idle` after).
+    pub created: Instant,
 }
 
 /// A token whose signature was already verified: its app (index into `bot.apps`) and claims.
@@ -188,11 +221,37 @@ impl SimState {
         if let Ok(mut u) = self.uploads.lock() {
             u.retain(|_, up| up.expires > now);
         }
+        if let Ok(mut f) = self.files.lock() {
+            f.retain(|_, file| now.duration_since(file.created) < s.session_idle);
+        }
         if let Ok(mut j) = self.jtis.lock() {
             j.retain(|_, exp| *exp + 120.0 > unix_now);
         }
         if let Ok(mut b) = self.buckets.lock() {
             b.retain(|_, bucket| now.duration_since(bucket.last) < Duration::from_secs(600));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_files_are_swept_after_the_session_idle_time() {
+        let state = SimState::new(Bot::demo());
+        let now = Instant::now();
+        state.files.lock().unwrap().insert(
+            "f-1".into(),
+            FileMeta {
+                name: "scan.png".into(),
+                size: 10,
+                created: now,
+            },
+        );
+        state.sweep(now + Duration::from_secs(60), 0.0);
+        assert_eq!(state.files.lock().unwrap().len(), 1);
+        state.sweep(now + state.bot.settings.session_idle, 0.0);
+        assert!(state.files.lock().unwrap().is_empty());
     }
 }

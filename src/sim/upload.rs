@@ -14,7 +14,7 @@ use base64::Engine;
 use serde_json::json;
 
 use super::server::{auth_error, authenticate, error, json};
-use super::state::{FileMeta, SimState, Upload};
+use super::state::{FileMeta, Owner, SimState, Upload, VerifiedToken};
 use crate::protocol::{ids, ErrorKind, Version};
 
 type Shared = Arc<SimState>;
@@ -35,18 +35,21 @@ pub fn routes(limit: usize) -> Router<Shared> {
         .layer(DefaultBodyLimit::max(limit))
 }
 
-/// The refusal for an unknown bot or channel, or a bad token; `None` when the call may proceed.
-fn refusal(state: &SimState, bot: &str, channel: &str, req: &Request) -> Option<Response> {
+/// The caller's verified token, or the refusal for an unknown bot or channel or a bad token.
+fn admit(
+    state: &SimState,
+    bot: &str,
+    channel: &str,
+    req: &Request,
+) -> Result<VerifiedToken, Box<Response>> {
     let known = state
         .bot
         .instance_by_channel(channel)
         .is_some_and(|(_, i)| i.enabled);
     if bot != state.bot.id || !known {
-        return Some(error(Version::V2, ErrorKind::NotFound));
+        return Err(Box::new(error(Version::V2, ErrorKind::NotFound)));
     }
-    authenticate(state, req.headers())
-        .err()
-        .map(|e| auth_error(Version::V2, &e))
+    authenticate(state, req.headers()).map_err(|e| Box::new(auth_error(Version::V2, &e)))
 }
 
 async fn token(
@@ -54,9 +57,10 @@ async fn token(
     Path((bot, channel)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    if let Some(r) = refusal(&state, &bot, &channel, &req) {
-        return r;
-    }
+    let caller = match admit(&state, &bot, &channel, &req) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
     let ft = ids::file_token();
     let expires_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -69,6 +73,7 @@ async fn token(
         .insert(
             ft.clone(),
             Upload {
+                owner: Owner::of(&caller),
                 channel,
                 expires: Instant::now() + TOKEN_TTL,
                 chunks: HashMap::new(),
@@ -168,9 +173,10 @@ async fn chunk(
     Path((bot, channel, ft)): Path<(String, String, String)>,
     req: Request,
 ) -> Response {
-    if let Some(r) = refusal(&state, &bot, &channel, &req) {
-        return r;
-    }
+    let caller = match admit(&state, &bot, &channel, &req) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
     let fields = match read_fields(req, &["chunk"]).await {
         Ok(f) => f,
         Err(k) => return error(Version::V2, k),
@@ -200,6 +206,7 @@ async fn chunk(
     let Some(up) = uploads
         .get_mut(&ft)
         .filter(|u| u.channel == channel && u.expires > Instant::now())
+        .filter(|u| u.owner.admits(&caller))
     else {
         return error(Version::V2, ErrorKind::InvalidPayload);
     };
@@ -216,9 +223,10 @@ async fn merge(
     Path((bot, channel, ft)): Path<(String, String, String)>,
     req: Request,
 ) -> Response {
-    if let Some(r) = refusal(&state, &bot, &channel, &req) {
-        return r;
-    }
+    let caller = match admit(&state, &bot, &channel, &req) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
     let fields = match read_fields(req, &[]).await {
         Ok(f) => f,
         Err(k) => return error(Version::V2, k),
@@ -234,6 +242,7 @@ async fn merge(
     let complete = uploads
         .get(&ft)
         .filter(|u| u.channel == channel && u.expires > Instant::now())
+        .filter(|u| u.owner.admits(&caller))
         .is_some_and(|u| {
             total > 0
                 && u.chunks.len() == total as usize
@@ -256,8 +265,8 @@ async fn one_shot(
     Path((bot, channel)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    if let Some(r) = refusal(&state, &bot, &channel, &req) {
-        return r;
+    if let Err(r) = admit(&state, &bot, &channel, &req) {
+        return *r;
     }
     let fields = match read_fields(req, &["file"]).await {
         Ok(f) => f,
@@ -298,6 +307,13 @@ fn register(state: &SimState, name: String, size: u64) -> String {
         .files
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(id.clone(), FileMeta { name, size });
+        .insert(
+            id.clone(),
+            FileMeta {
+                name,
+                size,
+                created: Instant::now(),
+            },
+        );
     id
 }

@@ -175,3 +175,26 @@ async fn latency_fault_delays_answers() {
     assert_eq!(r.status, 200);
     assert!(started.elapsed() >= Duration::from_millis(200));
 }
+
+#[tokio::test]
+async fn a_message_body_over_the_limit_gets_the_json_envelope() {
+    let h = Harness::demo().await;
+    let big = format!(
+        r#"{{"message":{{"type":"text","val":"{}"}},"from":{{"id":"u"}}}}"#,
+        "x".repeat(3 * 1024 * 1024)
+    );
+    let token = h.token("u");
+    let r = h
+        .post_with(
+            &h.url(Version::V2, "default"),
+            Some(&format!("bearer {token}")),
+            big,
+        )
+        .await;
+    assert_eq!(r.status, 413, "{}", r.raw);
+    assert_eq!(r.body["errors"][0]["code"], 413, "{}", r.raw);
+    assert!(r.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+}

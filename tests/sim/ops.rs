@@ -203,3 +203,40 @@ fn binary_rejects_an_invalid_bot_file_with_its_location() {
     assert!(err.contains("sometimes"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn idle_and_slowloris_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut bot = hookbench::sim::Bot::demo();
+    bot.settings.connection_idle = Duration::from_millis(300);
+    let h = Harness::with(SimConfig::new(bot)).await;
+    let addr = h.sim.addr;
+    // Closed within the idle time (plus a margin), whatever the client does.
+    let closed = |mut s: tokio::net::TcpStream| async move {
+        let mut buf = vec![0u8; 4096];
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            match tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) if std::time::Instant::now() < deadline => continue,
+                _ => return false,
+            }
+        }
+    };
+    // A connection that never sends anything.
+    let silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // A slowloris: a request head that never ends.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // A kept-alive connection idle after its answer.
+    let mut kept = tokio::net::TcpStream::connect(addr).await.unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (a, b, c) = tokio::join!(closed(silent), closed(slow), closed(kept));
+    assert!(a && b && c, "silent {a}, slowloris {b}, kept-alive {c}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}

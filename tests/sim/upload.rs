@@ -24,6 +24,17 @@ async fn new_token(h: &Harness) -> String {
 }
 
 async fn send_chunk(h: &Harness, ft: &str, n: u32, data: Vec<u8>, base64: bool) -> Reply {
+    send_chunk_as(h, "u", ft, n, data, base64).await
+}
+
+async fn send_chunk_as(
+    h: &Harness,
+    user: &str,
+    ft: &str,
+    n: u32,
+    data: Vec<u8>,
+    base64: bool,
+) -> Reply {
     let part = if base64 {
         let enc = base64::engine::general_purpose::STANDARD.encode(&data);
         let mut headers = reqwest::header::HeaderMap::new();
@@ -40,7 +51,7 @@ async fn send_chunk(h: &Harness, ft: &str, n: u32, data: Vec<u8>, base64: bool) 
     Reply::from(
         h.http
             .post(url)
-            .header("authorization", format!("bearer {}", h.token("u")))
+            .header("authorization", format!("bearer {}", h.token(user)))
             .multipart(form)
             .send()
             .await
@@ -180,4 +191,14 @@ async fn uploads_need_a_token_and_a_known_channel() {
         token_request(&h, Some("ivrInst-nopoll"), true).await.status,
         200
     );
+}
+
+#[tokio::test]
+async fn an_upload_token_belongs_to_the_user_who_asked_for_it() {
+    let h = Harness::demo().await;
+    let ft = new_token(&h).await;
+    let other = send_chunk_as(&h, "mallory", &ft, 0, vec![1u8; 10], false).await;
+    assert_eq!(other.status, 400, "{}", other.raw);
+    let own = send_chunk(&h, &ft, 0, vec![1u8; 10], false).await;
+    assert_eq!(own.body, json!({"chunkNo": "0"}), "{}", own.raw);
 }

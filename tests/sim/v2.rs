@@ -284,3 +284,21 @@ async fn sessions_are_separate_per_instance() {
     let first = h.v2_text("default", "same", "100").await;
     assert_eq!(first.texts(), ["To which account?"]);
 }
+
+#[tokio::test]
+async fn a_poll_id_belongs_to_the_user_whose_message_started_it() {
+    let h = Harness::demo().await;
+    for text in ["transfer", "250"] {
+        h.v2_text("default", "owner", text).await;
+    }
+    let r = h.v2_text("default", "owner", "savings").await;
+    let poll_id = r.body["pollId"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // Another user's valid token: the documented error, and the batch stays the owner's.
+    let other = h.poll("mallory", &poll_id).await;
+    assert_eq!((other.status, other.error_msg()), (400, "No data found"));
+    assert!(!other.raw.contains("Transferred"), "{}", other.raw);
+    let own = h.poll("owner", &poll_id).await;
+    assert_eq!(own.status, 200, "{}", own.raw);
+    assert_eq!(texts(&own.body), ["Transferred 250 to savings."]);
+}
