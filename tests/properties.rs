@@ -187,6 +187,50 @@ fn round_trip<T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + st
     assert_eq!(&back, v, "{json}");
 }
 
+/// Bytes that break a body in the ways a target might: invalid UTF-8 (a lone continuation
+/// byte, a truncated sequence, an encoded surrogate, 0xFF), lone surrogate escapes, stray
+/// quotes and backslashes.
+fn damage() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(vec![0xff]),
+        Just(vec![0x80]),
+        Just(vec![0xc3]),
+        Just(vec![0xed, 0xa0, 0x80]),
+        Just(b"\\ud800".to_vec()),
+        Just(b"\\udc00\\ud800".to_vec()),
+        Just(b"\\u00".to_vec()),
+        Just(b"\"".to_vec()),
+        Just(b"\\".to_vec()),
+        Just(vec![0x00]),
+    ]
+}
+
+/// The lean and the whole reader take the same bodies and read the same things from them.
+fn readers_agree(bytes: &[u8], version: Version) -> Result<(), TestCaseError> {
+    let whole = ReplyBody::parse(bytes, version, true);
+    let lean = ReplyBody::parse(bytes, version, false);
+    prop_assert_eq!(
+        whole.is_ok(),
+        lean.is_ok(),
+        "{:?} / {:?} on {}",
+        whole.as_ref().err(),
+        lean.as_ref().err(),
+        String::from_utf8_lossy(bytes)
+    );
+    if let (Ok(whole), Ok(lean)) = (whole, lean) {
+        prop_assert_eq!(whole.poll_id(), lean.poll_id());
+        prop_assert_eq!(whole.in_progress(), lean.in_progress());
+        let (mut a, mut b) = (Reply::default(), Reply::default());
+        a.push(whole, version);
+        b.push(lean, version);
+        prop_assert_eq!(a.texts, b.texts);
+        prop_assert_eq!(a.message_count, b.message_count);
+        prop_assert_eq!(a.task_end, b.task_end);
+        prop_assert_eq!(a.form, b.form);
+    }
+    Ok(())
+}
+
 proptest! {
     #[test]
     fn v2_requests_round_trip(r in v2_request()) { round_trip(&r); }
@@ -425,20 +469,21 @@ proptest! {
     #[test]
     fn lean_and_whole_reading_of_a_body_agree(body in reply_json(), v1 in any::<bool>()) {
         let version = if v1 { Version::V1 } else { Version::V2 };
-        let bytes = body.to_string();
-        let whole = ReplyBody::parse(bytes.as_bytes(), version, true);
-        let lean = ReplyBody::parse(bytes.as_bytes(), version, false);
-        prop_assert_eq!(whole.is_ok(), lean.is_ok());
-        if let (Ok(whole), Ok(lean)) = (whole, lean) {
-            prop_assert_eq!(whole.poll_id(), lean.poll_id());
-            prop_assert_eq!(whole.in_progress(), lean.in_progress());
-            let (mut a, mut b) = (Reply::default(), Reply::default());
-            a.push(whole, version);
-            b.push(lean, version);
-            prop_assert_eq!(a.texts, b.texts);
-            prop_assert_eq!(a.message_count, b.message_count);
-            prop_assert_eq!(a.task_end, b.task_end);
-            prop_assert_eq!(a.form, b.form);
+        readers_agree(body.to_string().as_bytes(), version)?;
+    }
+
+    #[test]
+    fn lean_and_whole_reading_agree_on_damaged_bytes(
+        body in reply_json(),
+        cuts in proptest::collection::vec((any::<proptest::sample::Index>(), damage()), 1..4),
+        v1 in any::<bool>(),
+    ) {
+        let version = if v1 { Version::V1 } else { Version::V2 };
+        let mut bytes = body.to_string().into_bytes();
+        for (at, bad) in cuts {
+            let i = at.index(bytes.len() + 1);
+            bytes.splice(i..i, bad);
         }
+        readers_agree(&bytes, version)?;
     }
 }

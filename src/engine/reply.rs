@@ -126,7 +126,14 @@ impl Lean {
         if bytes.trim_ascii_start().first() != Some(&b'{') {
             return None;
         }
-        let f: Fields<'_> = serde_json::from_slice(bytes).ok()?;
+        // The lean reader skips what it does not read without checking it as strictly as the
+        // whole reader does (UTF-8 in skipped strings, surrogate escapes). Such bodies are left
+        // to the whole reader, so both take and refuse the same bodies.
+        let text = std::str::from_utf8(bytes).ok()?;
+        if has_surrogate_escape(text) {
+            return None;
+        }
+        let f: Fields<'_> = serde_json::from_str(text).ok()?;
         let mut l = Lean {
             poll_id: string(f.poll_id).map(Cow::into_owned),
             in_progress: string(f.status).as_deref() == Some(STATUS_IN_PROGRESS),
@@ -170,6 +177,17 @@ impl Lean {
         }
         Some(l)
     }
+}
+
+/// True when `text` may hold a `\uD800`–`\uDFFF` escape (a surrogate, paired or not).
+fn has_surrogate_escape(text: &str) -> bool {
+    text.match_indices("\\u").any(|(i, _)| {
+        let rest = &text.as_bytes()[i + 2..];
+        rest.first().is_some_and(|c| c.eq_ignore_ascii_case(&b'd'))
+            && rest
+                .get(1)
+                .is_some_and(|c| matches!(c.to_ascii_lowercase(), b'8'..=b'9' | b'a'..=b'f'))
+    })
 }
 
 /// A message value's text without a tree for plain strings.
@@ -461,5 +479,41 @@ mod tests {
         assert_eq!(r.texts, ["x", "y"]);
         assert_eq!(r.form.unwrap()["id"], "frm-1");
         assert_eq!(r.merged["text"], json!(["x", "y"]));
+    }
+
+    /// Regression cases of the fuzz target: bodies the lean reader took and the whole reader
+    /// refused (invalid UTF-8 in a string, a lone surrogate escape in a skipped field). Both
+    /// readers now refuse them alike.
+    #[test]
+    fn damaged_strings_are_refused_by_both_readers() {
+        let cases: [&[u8]; 5] = [
+            b"{\"data\":[{\"type\":\"text\",\"val\":\"ok\"}],\"traceId\":\"\xff\"}",
+            b"{\"data\":[{\"type\":\"text\",\"val\":\"\xc3\"}]}",
+            b"{\"data\":[],\"x\":\"\xed\xa0\x80\"}",
+            br#"{"data":[{"type":"text","val":"a"}],"text":{"\ud800":1}}"#,
+            br#"{"data":[{"type":"text","val":"\udc00"}]}"#,
+        ];
+        for bytes in cases {
+            for v in [Version::V1, Version::V2] {
+                let whole = Body::parse(bytes, v, true);
+                let lean = Body::parse(bytes, v, false);
+                assert!(
+                    whole.is_err() && lean.is_err(),
+                    "{:?}",
+                    String::from_utf8_lossy(bytes)
+                );
+            }
+        }
+        // A paired surrogate escape is valid JSON: read whole, same texts either way.
+        let pair = br#"{"data":[{"type":"text","val":"\ud83d\ude00"}]}"#;
+        let lean = reply_bytes(pair, false);
+        assert_eq!(lean, reply_bytes(pair, true));
+        assert_eq!(lean, ["\u{1F600}"]);
+    }
+
+    fn reply_bytes(bytes: &[u8], trees: bool) -> Vec<String> {
+        let mut r = Reply::default();
+        r.push(Body::parse(bytes, Version::V2, trees).unwrap(), Version::V2);
+        r.texts
     }
 }

@@ -39,6 +39,7 @@ impl fmt::Display for Diag {
             let n = self.pos.line.to_string();
             let pad = " ".repeat(n.len());
             let caret = " ".repeat(self.pos.column.saturating_sub(1) as usize);
+            let line = mask_secrets(line);
             write!(f, "\n {pad} |\n {n} | {line}\n {pad} | {caret}^")?;
         }
         if let Some(h) = &self.hint {
@@ -46,6 +47,46 @@ impl fmt::Display for Diag {
         }
         Ok(())
     }
+}
+
+/// True for a key that names a secret, spelled right or nearly (`client_secret`,
+/// `client_secrte`, `password`, `api_token`, …).
+fn secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase().replace('-', "_");
+    [
+        "secret",
+        "password",
+        "passwd",
+        "token",
+        "private",
+        "credential",
+        "api_key",
+        "apikey",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
+        || levenshtein(&k, "client_secret") <= 3
+}
+
+/// A quoted source line with the value of every secret-looking key replaced by `********`, so
+/// that an error about a misspelled or mistyped secret never prints the secret.
+pub fn mask_secrets(line: &str) -> String {
+    use std::sync::OnceLock;
+    static KEY_VALUE: OnceLock<regex::Regex> = OnceLock::new();
+    let re = KEY_VALUE.get_or_init(|| {
+        // key: value, in block (`key: value`) or flow (`{key: value, …}`) style.
+        regex::Regex::new(r#"(["']?)([A-Za-z0-9_\-]+)(["']?)(\s*:\s+|\s*:$)([^,}\]\n]*)"#)
+            .expect("a valid pattern")
+    });
+    re.replace_all(line, |c: &regex::Captures<'_>| {
+        let value = c.get(5).map_or("", |m| m.as_str());
+        if secret_key(&c[2]) && !value.trim().is_empty() {
+            format!("{}{}{}{}********", &c[1], &c[2], &c[3], &c[4])
+        } else {
+            c[0].to_string()
+        }
+    })
+    .into_owned()
 }
 
 /// Edit distance, for "did you mean".
@@ -90,6 +131,28 @@ mod tests {
         );
         assert_eq!(did_you_mean("zzzzzz", ["expect"]), None);
         assert_eq!(levenshtein("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn secrets_in_quoted_lines_are_masked() {
+        for (line, secret) in [
+            ("  client_secrte: hunter2", "hunter2"),
+            ("  client_secret: [hunter2]", "hunter2"),
+            (
+                "auth: {client_id: cs-1, clientsecret: hunter2, alg: HS256}",
+                "hunter2",
+            ),
+            ("  \"password\": 'hunter2'", "hunter2"),
+            ("  api_token: abc.def.ghi", "abc.def.ghi"),
+        ] {
+            let masked = mask_secrets(line);
+            assert!(!masked.contains(secret), "{line} -> {masked}");
+            assert!(masked.contains("********"), "{masked}");
+        }
+        assert_eq!(mask_secrets("  client_id: cs-1"), "  client_id: cs-1");
+        assert_eq!(mask_secrets("  - send: hello"), "  - send: hello");
+        let flow = mask_secrets("auth: {client_id: cs-1, client_secret: s3cr3t}");
+        assert_eq!(flow, "auth: {client_id: cs-1, client_secret: ********}");
     }
 
     #[test]
