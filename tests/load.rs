@@ -646,7 +646,12 @@ fn a_generator_at_its_connection_cap_says_so() {
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     assert!(v["counts"]["turns"].as_u64().unwrap() > 6);
     assert_eq!(v["counts"]["turns_failed"], 0);
-    let warned = |w: &str| w.contains("waited for a free connection") && w.contains("cap of 1");
+    let warned = |w: &str| {
+        w.contains("waited for a free connection")
+            && w.contains("cap of 1")
+            && w.contains("set by max_connections")
+            && !w.contains("file-descriptor")
+    };
     let warnings = v["generator"]["warnings"].as_array().unwrap();
     assert!(
         warnings.iter().any(|w| warned(w.as_str().unwrap())),

@@ -177,7 +177,10 @@ pub async fn run(args: RunArgs) -> Exit {
             for d in &diags {
                 eprintln!("{d}\n");
             }
-            eprintln!("{} error(s) found", diags.len());
+            eprintln!(
+                "{} found",
+                crate::common::count(diags.len() as u64, "error", "errors")
+            );
             return Exit::Usage;
         }
     };

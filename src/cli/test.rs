@@ -128,7 +128,10 @@ fn print_diags(diags: &[Diag]) {
     for d in diags {
         eprintln!("{d}\n");
     }
-    eprintln!("{} error(s) found", diags.len());
+    eprintln!(
+        "{} found",
+        crate::common::count(diags.len() as u64, "error", "errors")
+    );
 }
 
 /// `hookbench validate`.
@@ -144,13 +147,16 @@ pub fn validate(args: ValidateArgs) -> Exit {
         Ok(s) => {
             for sc in &s {
                 println!(
-                    "ok   {} ({}, {} step(s))",
+                    "ok   {} ({}, {})",
                     sc.name,
                     sc.file.display(),
-                    sc.steps.len()
+                    crate::common::count(sc.steps.len() as u64, "step", "steps")
                 );
             }
-            println!("{} scenario(s) valid", s.len());
+            println!(
+                "{} valid",
+                crate::common::count(s.len() as u64, "scenario", "scenarios")
+            );
             Exit::Ok
         }
         Err(d) => {
@@ -176,7 +182,10 @@ pub async fn replay(args: ReplayArgs) -> Exit {
         None => steps,
         Some(n) if n <= steps => n,
         Some(n) => {
-            eprintln!("error: --step {n}: the scenario has {steps} step(s)");
+            eprintln!(
+                "error: --step {n}: the scenario has {}",
+                crate::common::count(steps as u64, "step", "steps")
+            );
             return Exit::Usage;
         }
     };

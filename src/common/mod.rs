@@ -11,3 +11,9 @@ pub use duration::{pause, pause_until, Delay, DurationSpec};
 pub fn yaml_options() -> serde_saphyr::Options {
     serde_saphyr::options! { strict_booleans: true }
 }
+
+/// `n` with its noun: `1 delivery`, `3 deliveries`, `0 steps`.
+pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}

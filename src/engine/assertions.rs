@@ -144,10 +144,17 @@ fn test(kind: &CheckKind, reply: &Reply, vars: Vars<'_>) -> (bool, String, Strin
         CheckKind::Schema(schema) => {
             for (i, body) in reply.bodies.iter().enumerate() {
                 if let Some(err) = schema.validator.iter_errors(body).next() {
+                    // The instance path is empty for the body itself: name it.
+                    let path = err.instance_path().to_string();
+                    let at = if path.is_empty() {
+                        "the top level"
+                    } else {
+                        &path
+                    };
                     return (
                         false,
                         format!("every body valid against {}", schema.name),
-                        format!("body {i}: {err} at {}", err.instance_path()),
+                        format!("body {i}: {err} at {at}"),
                     );
                 }
             }
@@ -343,20 +350,23 @@ fn test(kind: &CheckKind, reply: &Reply, vars: Vars<'_>) -> (bool, String, Strin
             }
             if let Some(m) = max_polls {
                 held &= reply.polls <= *m;
-                want.push(format!("at most {m} poll(s)"));
+                want.push(format!(
+                    "at most {}",
+                    crate::common::count(*m, "poll", "polls")
+                ));
             }
             if let Some(w) = within {
                 held &= reply.converged && reply.latency <= *w;
                 want.push(format!("final message within {}", format_duration(*w)));
             }
             let actual = format!(
-                "{}, {} poll(s), final after {:.1} ms",
+                "{}, {}, final after {:.1} ms",
                 if reply.converged {
                     "converged"
                 } else {
                     "not converged"
                 },
-                reply.polls,
+                crate::common::count(reply.polls, "poll", "polls"),
                 reply.latency.as_secs_f64() * 1000.0
             );
             (held, want.join(", "), actual)

@@ -21,7 +21,8 @@ pub enum ErrorKind {
     TooManyRequests,
     /// 504: a sync request passed its budget.
     TimedOut,
-    /// 5xx injected by the simulator's fault settings.
+    /// Another status injected by the simulator's fault settings (500, 502, 503, …), with its
+    /// standard reason phrase as the message.
     Internal(u16),
 }
 
@@ -49,7 +50,10 @@ impl ErrorKind {
             ErrorKind::TooLarge => "File size exceeds the limit",
             ErrorKind::TooManyRequests => "Too Many requests",
             ErrorKind::TimedOut => "The request has been timed-out",
-            ErrorKind::Internal(_) => "Internal Server Error",
+            ErrorKind::Internal(code) => http::StatusCode::from_u16(code)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("Error"),
         }
     }
 }
@@ -133,6 +137,14 @@ mod tests {
             v1,
             serde_json::json!({"errors":[{"msg":"No data found","code":400}]})
         );
+    }
+
+    #[test]
+    fn injected_statuses_carry_their_own_reason() {
+        assert_eq!(ErrorKind::Internal(503).message(), "Service Unavailable");
+        assert_eq!(ErrorKind::Internal(500).message(), "Internal Server Error");
+        assert_eq!(ErrorKind::Internal(502).message(), "Bad Gateway");
+        assert_eq!(ErrorKind::Internal(599).message(), "Error");
     }
 
     #[test]

@@ -291,6 +291,17 @@ impl Signer {
         if alg.is_hmac() {
             return Err(JwtError::InvalidKey(format!("{alg} needs a client secret")));
         }
+        let text = String::from_utf8_lossy(pem);
+        if text.contains("PUBLIC KEY-----") {
+            return Err(JwtError::InvalidKey(
+                "this is a public key; signing needs the RSA private key (-----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----), and the public key goes to the bot's app".into(),
+            ));
+        }
+        if !text.contains("-----BEGIN") {
+            return Err(JwtError::InvalidKey(
+                "not a PEM file: expected -----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----".into(),
+            ));
+        }
         let key =
             EncodingKey::from_rsa_pem(pem).map_err(|e| JwtError::InvalidKey(e.to_string()))?;
         Ok(Self { alg, key })
@@ -510,6 +521,19 @@ mod tests {
             jti: true,
             extra: Map::new(),
         }
+    }
+
+    #[test]
+    fn a_public_key_given_for_signing_is_named_as_such() {
+        let public = include_bytes!("../../tests/fixtures/rsa_public.pem");
+        let e = Signer::rsa_pem(Alg::RS256, public).unwrap_err().to_string();
+        assert!(e.contains("this is a public key"), "{e}");
+        let e = Signer::rsa_pem(Alg::RS256, b"hello")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a PEM file"), "{e}");
+        let private = include_bytes!("../../tests/fixtures/rsa_private.pem");
+        assert!(Signer::rsa_pem(Alg::RS256, private).is_ok());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use crate::common::count;
 use crate::engine::results::{ScenarioResult, StepStatus, Summary};
 
 /// Colours on or off.
@@ -77,10 +78,10 @@ pub fn scenario(r: &ScenarioResult, style: Style) -> String {
 fn timing(s: &crate::engine::results::StepResult) -> String {
     let mut t = format!("{:>8.1} ms", s.latency_ms);
     if s.polls > 0 {
-        let _ = write!(t, "  {} poll(s)", s.polls);
+        let _ = write!(t, "  {}", count(s.polls, "poll", "polls"));
     }
     if s.deliveries > 0 {
-        let _ = write!(t, "  {} delivery(ies)", s.deliveries);
+        let _ = write!(t, "  {}", count(s.deliveries, "delivery", "deliveries"));
     }
     t
 }
@@ -90,17 +91,17 @@ pub fn summary(s: &Summary, duration_ms: f64) -> String {
     let mut line = format!("{} passed, {} failed", s.passed, s.failed);
     let _ = write!(
         line,
-        " ({} scenario run(s), {} step(s), {} check(s), {:.1} s)",
-        s.scenarios,
-        s.steps,
-        s.assertions,
+        " ({}, {}, {}, {:.1} s)",
+        count(s.scenarios as u64, "scenario run", "scenario runs"),
+        count(s.steps as u64, "step", "steps"),
+        count(s.assertions as u64, "check", "checks"),
         duration_ms / 1000.0
     );
     if s.unmatched_deliveries > 0 {
         let _ = write!(
             line,
-            "; {} async deliveries for no user of the run",
-            s.unmatched_deliveries
+            "; {} for no user of the run",
+            count(s.unmatched_deliveries, "async delivery", "async deliveries")
         );
     }
     if !s.failures.is_empty() {

@@ -854,6 +854,14 @@ impl Validator<'_> {
                         .next()
                         .unwrap_or("");
                     let base = word.rsplit_once('.').map(|(b, _)| b).unwrap_or(word);
+                    // A metric that reads (or names a known distribution) needs no "did you
+                    // mean": the error is about its statistic, operator or value.
+                    let known = super::threshold::parse_metric(word).is_ok()
+                        || super::threshold::METRIC_NAMES.contains(&base);
+                    if known {
+                        self.err(expr_node.pos, &p, e);
+                        continue;
+                    }
                     let hint = did_you_mean(base, super::threshold::METRIC_NAMES)
                         .or_else(|| did_you_mean(word, super::threshold::METRIC_NAMES));
                     let hint = hint.map(|s| format!("did you mean `{s}`?")).or_else(|| {

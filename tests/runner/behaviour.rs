@@ -386,3 +386,17 @@ async fn immediate_polling_keeps_its_floor() {
         step.polls
     );
 }
+
+#[tokio::test]
+async fn a_schema_failure_at_the_top_level_says_so() {
+    let s = scenario("name: s\nsteps:\n  - send: balance\n    expect:\n      - schema: error\n");
+    let report = suite::run(std::slice::from_ref(&s), &TestOptions::default(), |_| {}).await;
+    let a = &report.scenarios[0].steps[0].assertions[0];
+    assert!(!a.passed);
+    assert!(
+        a.actual
+            .ends_with("is a required property at the top level"),
+        "{}",
+        a.actual
+    );
+}

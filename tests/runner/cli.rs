@@ -260,3 +260,28 @@ async fn the_reproducer_of_an_external_target_names_it_and_no_secret() {
         "{out}"
     );
 }
+
+#[test]
+fn no_ansi_codes_reach_a_non_terminal() {
+    use std::io::BufRead;
+    // The simulator logs at info as it starts; its stderr here is a pipe.
+    let mut sim = bin()
+        .args(["sim", "--listen", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(sim.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = sim.kill();
+    let _ = sim.wait();
+    assert!(line.contains("simulator serving"), "{line}");
+    assert!(!line.contains('\u{1b}'), "{line:?}");
+    let out = bin()
+        .args(["test", "tests/fixtures/scenarios/false-assertion.yaml"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains('\u{1b}'));
+}

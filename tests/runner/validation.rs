@@ -57,6 +57,13 @@ fn table_of_invalid_scenarios() {
         ("steps:\n  - send: hi\n    event: ON_CONNECT\n", &["t.yaml:2:5 steps[0]: a step does one thing; found send and event"]),
         ("name: x\n", &["t.yaml:1:1 steps: a scenario needs `steps:`"]),
         (
+            "steps: [{send: hi}]\nthresholds:\n  - errors.rate < 5x\n  - turn.latncy.p99 < 3s\n",
+            &[
+                "t.yaml:3:5 thresholds[0]: `5x` is not a ratio (write 0.1% or 0.001)",
+                "t.yaml:4:5 thresholds[1]: unknown metric `turn.latncy` [did you mean `turn.latency`?]",
+            ],
+        ),
+        (
             "target: {url: \"http://h/chatbot/hooks/st-1\", version: v2}\nsteps: [{send: hi}]\n",
             &["t.yaml:1:55 target.version: the URL is a v1 URL but version says v2"],
         ),

@@ -285,10 +285,17 @@ pub fn default_duration(load: &Load) -> Duration {
 pub fn describe(load: &Load) -> String {
     match &load.model {
         LoadModel::Closed { users, stages } if stages.is_empty() => {
-            format!("closed: {users} users")
+            format!("closed: {}", crate::common::count(*users, "user", "users"))
         }
         LoadModel::Closed { users, stages } => {
-            format!("closed: {users} users, {} stage(s)", stages.len())
+            let peak = stages
+                .iter()
+                .filter_map(|s| s.target)
+                .fold(*users as f64, f64::max);
+            format!(
+                "closed: ramp of {} from {users} to at most {peak} users",
+                stage_count(stages.len())
+            )
         }
         LoadModel::Open {
             rate,
@@ -300,7 +307,7 @@ pub fn describe(load: &Load) -> String {
             if stages.is_empty() {
                 String::new()
             } else {
-                format!(", {} stage(s)", stages.len())
+                format!(", ramp of {}", stage_count(stages.len()))
             },
             if *poisson { ", poisson" } else { "" },
             max_concurrency
@@ -676,8 +683,13 @@ pub async fn run(
     }
     let waits = target.http.connection_waits() - waits_before;
     if waits > 0 {
+        let why = match load.max_connections {
+            Some(_) => "set by max_connections (--max-connections); raise it for more",
+            None => "it follows the file-descriptor limit; raise `ulimit -n` for more",
+        };
         warnings.push(format!(
-            "{waits} request(s) waited for a free connection: the generator's pool was at its cap of {} open connections (it follows the file-descriptor limit; raise `ulimit -n` for more)",
+            "{} waited for a free connection: the generator's pool was at its cap of {} open connections ({why})",
+            crate::common::count(waits, "request", "requests"),
             target.http.connection_limit()
         ));
     }
@@ -708,6 +720,10 @@ pub async fn run(
             warnings,
         },
     }
+}
+
+fn stage_count(n: usize) -> String {
+    crate::common::count(n as u64, "stage", "stages")
 }
 
 fn q(h: &hdrhistogram::Histogram<u64>, p: f64) -> f64 {
