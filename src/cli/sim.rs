@@ -47,7 +47,7 @@ pub async fn run(args: SimArgs) -> Exit {
         Some(path) => match Bot::from_file(path) {
             Ok(b) => b,
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("{e}");
                 return Exit::Usage;
             }
         },

@@ -1,7 +1,9 @@
-//! Small value types shared by every layer: typed durations, ranges and distributions, and
-//! how YAML is read.
+//! Small value types shared by every layer: typed durations, ranges and distributions, how
+//! YAML is read into a positioned tree, and the diagnostics that point into it.
 
+pub mod diag;
 pub mod duration;
+pub mod node;
 pub mod procfs;
 
 pub use duration::{pause, pause_until, Delay, DurationSpec};

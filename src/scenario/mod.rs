@@ -2,8 +2,7 @@
 //! runnable plan. No network I/O here; files are read only to load scenarios, includes, data
 //! feeders and user schemas.
 
-pub mod diag;
-pub mod node;
+pub use crate::common::{diag, node};
 pub mod plan;
 pub mod schemas;
 pub mod template;

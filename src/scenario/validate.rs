@@ -145,22 +145,8 @@ impl Validator<'_> {
     }
 
     fn err_hint(&mut self, pos: Pos, path: &str, message: String, hint: Option<String>) {
-        let line_text = (pos.line > 0)
-            .then(|| {
-                self.text
-                    .lines()
-                    .nth(pos.line as usize - 1)
-                    .map(str::to_string)
-            })
-            .flatten();
-        self.diags.push(Diag {
-            file: self.file.clone(),
-            pos,
-            path: path.to_string(),
-            message,
-            hint,
-            line_text,
-        });
+        self.diags
+            .push(Diag::at(&self.file, &self.text, pos, path, message, hint));
     }
 
     fn map<'n>(&mut self, node: &'n At<Node>, path: &str) -> Option<&'n Entries> {

@@ -13,34 +13,32 @@ use serde_json::Value;
 use serde_saphyr::Spanned;
 
 use super::faults::{Faults, RawFaults};
+use crate::common::diag::Diag;
+use crate::common::node::Pos;
 use crate::common::{Delay, DurationSpec};
 use crate::protocol::ids;
 use crate::protocol::jwt::{Alg, VerifyKey, VerifyPolicy};
 use crate::protocol::{TaskEnd, SYNC_BUDGET};
 
-/// An error in a bot definition, with where it is.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}:{column}: {message}{}", path_suffix(.path))]
-pub struct BotError {
-    /// The file (or `<demo>`).
-    pub file: String,
-    /// 1-based line; 0 when unknown.
-    pub line: u64,
-    /// 1-based column; 0 when unknown.
-    pub column: u64,
-    /// The YAML path, e.g. `dialogs[2].match.regex`.
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
-}
+/// What is wrong with a bot definition: every error found, each with its file, line, column,
+/// YAML path and source line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotError(pub Vec<Diag>);
 
-fn path_suffix(path: &str) -> String {
-    if path.is_empty() {
-        String::new()
-    } else {
-        format!(" (at `{path}`)")
+impl std::fmt::Display for BotError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for d in &self.0 {
+            writeln!(f, "{d}\n")?;
+        }
+        write!(
+            f,
+            "{} found",
+            crate::common::count(self.0.len() as u64, "error", "errors")
+        )
     }
 }
+
+impl std::error::Error for BotError {}
 
 // ---------------------------------------------------------------------------------------------
 // Raw file format.
@@ -531,12 +529,15 @@ pub struct Bot {
 impl Bot {
     /// Reads and validates a bot file.
     pub fn from_file(path: &Path) -> Result<Bot, BotError> {
-        let text = std::fs::read_to_string(path).map_err(|e| BotError {
-            file: path.display().to_string(),
-            line: 0,
-            column: 0,
-            path: String::new(),
-            message: format!("cannot read: {e}"),
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            BotError(vec![Diag::at(
+                path,
+                "",
+                Pos::default(),
+                "",
+                format!("cannot read the bot file: {e}"),
+                None,
+            )])
         })?;
         Bot::from_yaml(&text, &path.display().to_string(), path.parent())
     }
@@ -547,19 +548,34 @@ impl Bot {
     }
 
     /// Parses and validates bot YAML; `base_dir` resolves `public_key_file`.
+    ///
+    /// Every error is reported at once: the file's shape (keys, kinds of values, ranges) is
+    /// checked on its positioned tree first, then each app, instance and dialog is validated
+    /// on its own.
     pub fn from_yaml(text: &str, file: &str, base_dir: Option<&Path>) -> Result<Bot, BotError> {
+        let path = Path::new(file);
+        let diag = |pos: Pos, message: String| Diag::at(path, text, pos, "", message, None);
+        let root =
+            crate::common::node::parse(text).map_err(|e| BotError(vec![diag(e.pos, e.message)]))?;
+        let shape = super::bot_check::check(&root, path, text);
+        if !shape.is_empty() {
+            return Err(BotError(shape));
+        }
         let raw: RawBot = serde_saphyr::from_str_with_options(text, crate::common::yaml_options())
             .map_err(|e| {
                 let loc = e.location();
-                BotError {
-                    file: file.to_string(),
+                let pos = Pos {
                     line: loc.map(|l| l.line()).unwrap_or(0),
                     column: loc.map(|l| l.column()).unwrap_or(0),
-                    path: String::new(),
-                    message: first_line(&e.to_string()),
-                }
+                };
+                BotError(vec![diag(pos, serde_message(&e.to_string()))])
             })?;
-        Validator { file, base_dir }.bot(raw)
+        Validator {
+            file: path,
+            text,
+            base_dir,
+        }
+        .bot(raw)
     }
 
     /// The instance by id.
@@ -588,8 +604,31 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or(s).trim().to_string()
 }
 
+/// The value, or `None` with its errors added to `errors`.
+fn keep<T>(errors: &mut Vec<Diag>, r: Result<T, BotError>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(BotError(d)) => {
+            errors.extend(d);
+            None
+        }
+    }
+}
+
+/// The reader's message without its own `error: line L column C:` prefix (the diagnostic
+/// says where).
+fn serde_message(s: &str) -> String {
+    let first = s.lines().next().unwrap_or(s).trim();
+    let rest = first.strip_prefix("error:").unwrap_or(first).trim_start();
+    match rest.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+        Some((_, msg)) => msg.to_string(),
+        None => rest.to_string(),
+    }
+}
+
 struct Validator<'a> {
-    file: &'a str,
+    file: &'a Path,
+    text: &'a str,
     base_dir: Option<&'a Path>,
 }
 
@@ -600,13 +639,13 @@ impl Validator<'_> {
         path: String,
         message: String,
     ) -> Result<T, BotError> {
-        Err(BotError {
-            file: self.file.to_string(),
+        let pos = Pos {
             line: at.line(),
             column: at.column(),
-            path,
-            message,
-        })
+        };
+        Err(BotError(vec![Diag::at(
+            self.file, self.text, pos, &path, message, None,
+        )]))
     }
 
     fn bot(&self, raw: RawBot) -> Result<Bot, BotError> {
@@ -625,78 +664,32 @@ impl Validator<'_> {
                 "a bot needs at least one channel instance".into(),
             );
         }
-        let apps = raw
+        // Each app, instance and dialog is validated on its own, so every error is found.
+        let mut errors = Vec::new();
+        let apps: Vec<App> = raw
             .apps
             .into_iter()
             .enumerate()
-            .map(|(i, a)| self.app(i, a))
-            .collect::<Result<Vec<_>, _>>()?;
+            .filter_map(|(i, a)| keep(&mut errors, self.app(i, a)))
+            .collect();
         let mut seen = HashSet::new();
         let mut instances = Vec::new();
         for (i, inst) in raw.instances.into_iter().enumerate() {
             let at = inst.referenced;
-            let r = inst.value;
-            if !seen.insert(r.id.clone()) {
-                return self.err(
-                    &at,
-                    format!("instances[{i}].id"),
-                    format!("duplicate instance id `{}`", r.id),
+            if !seen.insert(inst.value.id.clone()) {
+                keep(
+                    &mut errors,
+                    self.err::<()>(
+                        &at,
+                        format!("instances[{i}].id"),
+                        format!("duplicate instance id `{}`", inst.value.id),
+                    ),
                 );
+                continue;
             }
-            let faults = Faults::from_raw(r.faults)
-                .or_else(|m| self.err(&at, format!("instances[{i}].faults"), m))?;
-            let rate_limit = match r.rate_limit {
-                None => None,
-                Some(rl) if rl.requests == 0 || rl.per.get().is_zero() => {
-                    return self.err(
-                        &at,
-                        format!("instances[{i}].rate_limit"),
-                        "requests and per must be above zero".into(),
-                    )
-                }
-                Some(rl) => Some(RateLimit {
-                    per_second: f64::from(rl.requests) / rl.per.get().as_secs_f64(),
-                    burst: f64::from(rl.burst.unwrap_or(rl.requests).max(1)),
-                }),
-            };
-            if let Some(url) = &r.post_url {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return self.err(
-                        &at,
-                        format!("instances[{i}].post_url"),
-                        format!("`{url}` is not an http(s) URL"),
-                    );
-                }
+            if let Some(instance) = keep(&mut errors, self.instance(i, inst)) {
+                instances.push(instance);
             }
-            instances.push(Instance {
-                first: i == 0,
-                id: r.id,
-                mode: r.mode,
-                polling: r.polling,
-                post_url: r.post_url,
-                sync_timeout: r.sync_timeout.map(DurationSpec::get).unwrap_or(SYNC_BUDGET),
-                rate_limit,
-                enabled: r.enabled,
-                faults,
-                delivery: DeliveryPolicy {
-                    attempts: r.delivery.attempts.unwrap_or(5).max(1),
-                    backoff: r
-                        .delivery
-                        .backoff
-                        .map(DurationSpec::get)
-                        .unwrap_or(Duration::from_millis(200)),
-                    max_backoff: r
-                        .delivery
-                        .max_backoff
-                        .map(DurationSpec::get)
-                        .unwrap_or(Duration::from_secs(5)),
-                    timeout: r
-                        .delivery
-                        .timeout
-                        .map(DurationSpec::get)
-                        .unwrap_or(Duration::from_secs(5)),
-                },
-            });
         }
         let s = raw.settings;
         let settings = Settings {
@@ -722,13 +715,23 @@ impl Validator<'_> {
         for (i, d) in raw.dialogs.into_iter().enumerate() {
             let at = d.referenced;
             if !names.insert(d.value.name.clone()) {
-                return self.err(
-                    &at,
-                    format!("dialogs[{i}].name"),
-                    format!("duplicate dialog `{}`", d.value.name),
+                keep(
+                    &mut errors,
+                    self.err::<()>(
+                        &at,
+                        format!("dialogs[{i}].name"),
+                        format!("duplicate dialog `{}`", d.value.name),
+                    ),
                 );
+                continue;
             }
-            dialogs.push(self.dialog(i, at, d.value)?);
+            if let Some(dialog) = keep(&mut errors, self.dialog(i, at, d.value)) {
+                dialogs.push(dialog);
+            }
+        }
+        if !errors.is_empty() {
+            errors.sort_by_key(|d| (d.pos.line, d.pos.column));
+            return Err(BotError(errors));
         }
         let says = |r: RawSays| match r {
             RawSays::One(s) => vec![say(s)],
@@ -746,6 +749,65 @@ impl Validator<'_> {
                 .map(says)
                 .unwrap_or_else(|| vec![Say::Text("Sorry, I didn't understand that.".into())]),
             dialogs,
+        })
+    }
+
+    fn instance(&self, i: usize, spanned: Spanned<RawInstance>) -> Result<Instance, BotError> {
+        let at = spanned.referenced;
+        let r = spanned.value;
+        let faults = Faults::from_raw(r.faults)
+            .or_else(|m| self.err(&at, format!("instances[{i}].faults"), m))?;
+        let rate_limit = match r.rate_limit {
+            None => None,
+            Some(rl) if rl.requests == 0 || rl.per.get().is_zero() => {
+                return self.err(
+                    &at,
+                    format!("instances[{i}].rate_limit"),
+                    "requests and per must be above zero".into(),
+                )
+            }
+            Some(rl) => Some(RateLimit {
+                per_second: f64::from(rl.requests) / rl.per.get().as_secs_f64(),
+                burst: f64::from(rl.burst.unwrap_or(rl.requests).max(1)),
+            }),
+        };
+        if let Some(url) = &r.post_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return self.err(
+                    &at,
+                    format!("instances[{i}].post_url"),
+                    format!("`{url}` is not an http(s) URL"),
+                );
+            }
+        }
+        Ok(Instance {
+            first: i == 0,
+            id: r.id,
+            mode: r.mode,
+            polling: r.polling,
+            post_url: r.post_url,
+            sync_timeout: r.sync_timeout.map(DurationSpec::get).unwrap_or(SYNC_BUDGET),
+            rate_limit,
+            enabled: r.enabled,
+            faults,
+            delivery: DeliveryPolicy {
+                attempts: r.delivery.attempts.unwrap_or(5).max(1),
+                backoff: r
+                    .delivery
+                    .backoff
+                    .map(DurationSpec::get)
+                    .unwrap_or(Duration::from_millis(200)),
+                max_backoff: r
+                    .delivery
+                    .max_backoff
+                    .map(DurationSpec::get)
+                    .unwrap_or(Duration::from_secs(5)),
+                timeout: r
+                    .delivery
+                    .timeout
+                    .map(DurationSpec::get)
+                    .unwrap_or(Duration::from_secs(5)),
+            },
         })
     }
 
@@ -971,16 +1033,50 @@ mod tests {
     fn unknown_key_points_at_line_and_column() {
         let yaml = "bot: {id: st-1}\napps:\n  - client_id: cs-1\n    client_secrt: x\ninstances: [{id: a}]\nwelcome: hi\n";
         let e = Bot::from_yaml(yaml, "x.bot.yaml", None).unwrap_err();
-        assert_eq!((e.line, e.file.as_str()), (4, "x.bot.yaml"), "{e}");
-        assert!(e.message.contains("client_secrt"), "{e}");
+        let d = &e.0[0];
+        assert_eq!(
+            (d.pos.line, d.file.to_str()),
+            (4, Some("x.bot.yaml")),
+            "{e}"
+        );
+        assert!(d.message.contains("client_secrt"), "{e}");
     }
 
     #[test]
     fn bad_regex_is_located() {
         let yaml = "bot: {id: st-1}\napps: [{client_id: cs-1, client_secret: s}]\ninstances: [{id: a}]\nwelcome: hi\ndialogs:\n  - name: x\n    match: {regex: \"(\"}\n    steps: [{say: hi}]\n";
         let e = Bot::from_yaml(yaml, "x.bot.yaml", None).unwrap_err();
-        assert_eq!(e.path, "dialogs[0].match.regex");
-        assert_eq!(e.line, 7, "{e}");
-        assert!(e.to_string().starts_with("x.bot.yaml:7:"), "{e}");
+        let d = &e.0[0];
+        assert_eq!(d.path, "dialogs[0].match.regex");
+        assert_eq!(d.pos.line, 7, "{e}");
+        assert!(e.to_string().contains("--> x.bot.yaml:7:"), "{e}");
+        assert!(!e.to_string().contains("error: error"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_of_every_item_are_reported_together() {
+        let yaml = "bot: {id: st-1}
+apps: [{client_id: cs-1}]
+instances:
+  - {id: a, post_url: ftp://x}
+  - {id: a}
+welcome: hi
+dialogs:
+  - name: x
+    match: {regex: \"(\"}
+    steps: [{say: hi}]
+";
+        let e = Bot::from_yaml(yaml, "x.bot.yaml", None).unwrap_err();
+        let paths: Vec<&str> = e.0.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "apps[0]",
+                "instances[0].post_url",
+                "instances[1].id",
+                "dialogs[0].match.regex"
+            ],
+            "{e}"
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! the embedded default target of every command and what the tests run against.
 
 pub mod bot;
+mod bot_check;
 pub mod conversation;
 pub mod delivery;
 pub mod faults;

@@ -22,6 +22,30 @@ pub struct Diag {
     pub line_text: Option<String>,
 }
 
+impl Diag {
+    /// An error at `pos` of `file`, quoting its line from `text`.
+    pub fn at(
+        file: &std::path::Path,
+        text: &str,
+        pos: Pos,
+        path: &str,
+        message: String,
+        hint: Option<String>,
+    ) -> Diag {
+        let line_text = (pos.line > 0)
+            .then(|| text.lines().nth(pos.line as usize - 1).map(str::to_string))
+            .flatten();
+        Diag {
+            file: file.to_path_buf(),
+            pos,
+            path: path.to_string(),
+            message,
+            hint,
+            line_text,
+        }
+    }
+}
+
 impl fmt::Display for Diag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
