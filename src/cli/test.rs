@@ -30,6 +30,10 @@ pub struct TestArgs {
     /// No colours.
     #[arg(long)]
     pub no_color: bool,
+    /// Run this many conversations (scenario files and data rows) at once (default: the
+    /// number of cores); output and reports keep the file and row order.
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub jobs: Option<u64>,
 }
 
 /// Arguments of `hookbench replay`.
@@ -274,7 +278,11 @@ pub async fn test(args: TestArgs) -> Exit {
     }
     let opts = args.target.options();
     let style = style(args.no_color);
-    let report = suite::run(&scenarios, &opts, |r| {
+    let jobs = args.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(2, |n| n.get()),
+        |j| j as usize,
+    );
+    let report = suite::run_jobs(&scenarios, &opts, jobs, |r| {
         print!("{}", terminal::scenario(r, style))
     })
     .await;

@@ -20,7 +20,9 @@ use crate::protocol::jwt::{ClaimsTemplate, Signer};
 use crate::protocol::v2::Event;
 use crate::protocol::{Endpoints, ErrorEnvelope, Version};
 use crate::scenario::template::Template;
-use crate::scenario::{Action, CaptureSource, CheckKind, Count, Mode, Poll, Scenario, Step};
+use crate::scenario::{
+    Action, CaptureSource, CheckKind, Count, Mode, Poll, Scenario, Step, UploadMethod,
+};
 
 /// A target resolved for running: URLs, credentials, timing rules and the receiver.
 #[derive(Debug, Clone)]
@@ -539,13 +541,13 @@ impl Conversation<'_> {
                 path,
                 text,
                 file_type,
-                chunk_size,
+                method,
             } => {
                 if !v2 {
                     return Err(usage("file uploads are a V2 feature".into()));
                 }
                 let started = Instant::now();
-                let file_id = self.upload(path, *chunk_size, token).await?;
+                let file_id = self.upload(path, *method, token).await?;
                 result.timings.push(Timing {
                     event: "upload",
                     at_us: us(started.elapsed()),
@@ -611,7 +613,7 @@ impl Conversation<'_> {
     async fn upload(
         &self,
         path: &std::path::Path,
-        chunk_size: usize,
+        method: UploadMethod,
         auth: &Bearer,
     ) -> Result<String, Failure> {
         let data = std::fs::read(path)
@@ -634,6 +636,43 @@ impl Conversation<'_> {
                 message: format!("upload answer: {e}"),
             })
         };
+        let name = path
+            .file_stem()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "file".into());
+        let ext = path
+            .extension()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let file_id = |answer: Value, what: &str| {
+            answer
+                .get("fileId")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| Failure::Decode {
+                    message: format!("no fileId in the {what} answer"),
+                })
+        };
+        let chunk_size = match method {
+            UploadMethod::Chunked(size) => size,
+            UploadMethod::OneShot => {
+                let form = reqwest::multipart::Form::new()
+                    .text("fileExtension", ext.clone())
+                    .text("filename", name.clone())
+                    .text("fileContext", "workflows")
+                    .part(
+                        "file",
+                        reqwest::multipart::Part::bytes(data).file_name(format!("{name}.{ext}")),
+                    );
+                let answer = call(
+                    http.post(ep.upload_file(inst))
+                        .header("authorization", &auth)
+                        .multipart(form),
+                )
+                .await?;
+                return file_id(answer, "one-shot upload");
+            }
+        };
         let tok = call(
             http.post(ep.upload_token(inst))
                 .header("authorization", &auth),
@@ -646,14 +685,6 @@ impl Conversation<'_> {
                 message: "no fileToken in the token answer".into(),
             })?
             .to_string();
-        let name = path
-            .file_stem()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "file".into());
-        let ext = path
-            .extension()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
         let chunks: Vec<&[u8]> = if data.is_empty() {
             vec![&[][..]]
         } else {
@@ -687,13 +718,7 @@ impl Conversation<'_> {
                 .multipart(form),
         )
         .await?;
-        merged
-            .get("fileId")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| Failure::Decode {
-                message: "no fileId in the merge answer".into(),
-            })
+        file_id(merged, "merge")
     }
 
     async fn sync_turn(

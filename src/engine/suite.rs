@@ -255,6 +255,20 @@ async fn run_row(s: &Scenario, target: &Target, row: Option<usize>) -> ScenarioR
     .await
 }
 
+/// The result of a scenario whose target could not be set up.
+fn setup_failed(s: &Scenario, row: Option<usize>, error: String) -> ScenarioResult {
+    ScenarioResult {
+        name: s.name.clone(),
+        file: s.file.display().to_string(),
+        row: row.map(|r| r + 1),
+        user: String::new(),
+        passed: false,
+        duration_ms: 0.0,
+        steps: Vec::new(),
+        setup_error: Some(error),
+    }
+}
+
 /// Quotes a word for a POSIX shell.
 fn shell_word(w: &str) -> String {
     if !w.is_empty()
@@ -314,61 +328,67 @@ pub async fn replay(s: &Scenario, row: Option<usize>, opts: &TestOptions) -> Sce
     let mut env = Environment::default();
     let r = match env.resolve(s, opts).await {
         Ok(target) => run_row(s, &target, row).await,
-        Err(e) => ScenarioResult {
-            name: s.name.clone(),
-            file: s.file.display().to_string(),
-            row: row.map(|r| r + 1),
-            user: String::new(),
-            passed: false,
-            duration_ms: 0.0,
-            steps: Vec::new(),
-            setup_error: Some(e),
-        },
+        Err(e) => setup_failed(s, row, e),
     };
     env.shutdown().await;
     r
 }
 
-/// Runs every scenario (each data row) in order; `on_result` sees each run as it finishes.
+/// Runs every scenario (each data row) in order, one at a time; `on_result` sees each run as
+/// it finishes.
 pub async fn run(
     scenarios: &[Scenario],
     opts: &TestOptions,
+    on_result: impl FnMut(&ScenarioResult),
+) -> TestReport {
+    run_jobs(scenarios, opts, 1, on_result).await
+}
+
+/// Runs every scenario (each data row) with up to `jobs` conversations at once. Results come
+/// to `on_result`, and into the report, in the order of the files and rows, whatever order
+/// they finish in: the output of a parallel run reads like that of a serial one.
+pub async fn run_jobs(
+    scenarios: &[Scenario],
+    opts: &TestOptions,
+    jobs: usize,
     mut on_result: impl FnMut(&ScenarioResult),
 ) -> TestReport {
+    use futures_util::StreamExt;
     let started_at = crate::protocol::ids::created_on_now();
     let started = Instant::now();
     let mut env = Environment::default();
-    let mut results = Vec::new();
+    // Targets are resolved one scenario at a time (the embedded simulator starts once).
+    let mut targets = Vec::with_capacity(scenarios.len());
     for s in scenarios {
-        let rows: Vec<Option<usize>> = match &s.data {
-            Some(d) => (0..d.rows.len()).map(Some).collect(),
-            None => vec![None],
-        };
-        match env.resolve(s, opts).await {
-            Ok(target) => {
-                for row in rows {
-                    let mut r = run_row(s, &target, row).await;
-                    set_reproducer(&mut r, s, row, opts);
-                    on_result(&r);
-                    results.push(r);
-                }
-            }
-            Err(e) => {
-                let r = ScenarioResult {
-                    name: s.name.clone(),
-                    file: s.file.display().to_string(),
-                    row: None,
-                    user: String::new(),
-                    passed: false,
-                    duration_ms: 0.0,
-                    steps: Vec::new(),
-                    setup_error: Some(e),
-                };
-                on_result(&r);
-                results.push(r);
-            }
-        }
+        targets.push(env.resolve(s, opts).await);
     }
+    let runs = scenarios
+        .iter()
+        .zip(&targets)
+        .flat_map(|(s, target)| {
+            let rows: Vec<Option<usize>> = match (&s.data, target) {
+                (Some(d), Ok(_)) => (0..d.rows.len()).map(Some).collect(),
+                _ => vec![None],
+            };
+            rows.into_iter().map(move |row| (s, target, row))
+        })
+        .map(|(s, target, row)| async move {
+            match target {
+                Ok(target) => {
+                    let mut r = run_row(s, target, row).await;
+                    set_reproducer(&mut r, s, row, opts);
+                    r
+                }
+                Err(e) => setup_failed(s, None, e.clone()),
+            }
+        });
+    let mut results = Vec::new();
+    let mut finished = futures_util::stream::iter(runs).buffered(jobs.max(1));
+    while let Some(r) = finished.next().await {
+        on_result(&r);
+        results.push(r);
+    }
+    drop(finished);
     let unmatched = env.unmatched_deliveries();
     env.shutdown().await;
     let mut report = TestReport::new(

@@ -196,7 +196,7 @@ pub struct User {
 /// `data:` loaded.
 #[derive(Debug, Clone)]
 pub struct Data {
-    /// The CSV file.
+    /// The CSV file, or the scenario itself for rows written inline.
     pub path: PathBuf,
     /// Header.
     pub columns: Vec<String>,
@@ -273,11 +273,20 @@ pub enum Action {
         text: Template,
         /// `fileType`.
         file_type: String,
-        /// Chunk size.
-        chunk_size: usize,
+        /// Which API carries the file.
+        method: UploadMethod,
     },
     /// Only wait.
     Think(Delay),
+}
+
+/// How a file reaches the platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadMethod {
+    /// A file token, the file in chunks of this many bytes, then a merge.
+    Chunked(usize),
+    /// The whole file in one request (`…/api/attachments/file/{botId}/{channelType}`).
+    OneShot,
 }
 
 /// Which messages a text check looks at.

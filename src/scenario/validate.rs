@@ -1039,6 +1039,9 @@ impl Validator<'_> {
     }
 
     fn data(&mut self, node: &At<Node>) -> Option<Data> {
+        if let Node::Seq(items) = &node.value {
+            return self.inline_data(node, items);
+        }
         let rel = self.text(node, "data")?;
         let path = self.base_dir().join(&rel);
         let mut reader = match csv::ReaderBuilder::new()
@@ -1090,6 +1093,72 @@ impl Validator<'_> {
         }
         Some(Data {
             path,
+            columns,
+            rows,
+        })
+    }
+
+    /// `data:` written in the scenario: a list of mappings, one per row, all with the same keys.
+    fn inline_data(&mut self, node: &At<Node>, items: &[At<Node>]) -> Option<Data> {
+        if items.is_empty() {
+            self.err(node.pos, "data", "`data:` has no rows".into());
+            return None;
+        }
+        let mut columns: Vec<String> = Vec::new();
+        let mut rows = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("data[{i}]");
+            let Some(entries) = self.map(item, &path) else {
+                continue;
+            };
+            if i == 0 {
+                columns = entries.iter().map(|(k, _)| k.value.clone()).collect();
+            }
+            let mut row = vec![String::new(); columns.len()];
+            let mut ok = true;
+            for (k, v) in entries {
+                let at = format!("{path}.{}", k.value);
+                match columns.iter().position(|c| *c == k.value) {
+                    Some(c) => match v.value.as_text() {
+                        Some(t) => row[c] = t,
+                        None => {
+                            let kind = v.value.kind();
+                            self.err(
+                                v.pos,
+                                &at,
+                                format!("a data value is text or a number, not {kind}"),
+                            );
+                            ok = false;
+                        }
+                    },
+                    None => {
+                        self.err(
+                            k.pos,
+                            &at,
+                            format!(
+                                "`{}` is not a column of the first row ({})",
+                                k.value,
+                                columns.join(", ")
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            for c in &columns {
+                if !entries.iter().any(|(k, _)| k.value == *c) {
+                    self.err(item.pos, &path, format!("row {} has no `{c}`", i + 1));
+                    ok = false;
+                }
+            }
+            if ok {
+                rows.push(row);
+            }
+        }
+        // Rows with errors are left out (the errors fail validation); the columns still
+        // define their variables, so no error follows from another.
+        (!columns.is_empty()).then(|| Data {
+            path: self.file.clone(),
             columns,
             rows,
         })
@@ -1231,7 +1300,11 @@ impl Validator<'_> {
                 let Some(ue) = self.map(get("upload").expect("present"), &p) else {
                     return;
                 };
-                self.keys(ue, &["file", "text", "file_type", "chunk_size"], &p);
+                self.keys(
+                    ue,
+                    &["file", "text", "file_type", "chunk_size", "method"],
+                    &p,
+                );
                 let uget = |k: &str| ue.iter().find(|(key, _)| key.value == k).map(|(_, v)| v);
                 let file = match uget("file") {
                     Some(f) => self
@@ -1265,6 +1338,31 @@ impl Validator<'_> {
                     .and_then(|c| self.uint(c, &join(&p, "chunk_size")))
                     .unwrap_or(1024 * 1024)
                     .max(1) as usize;
+                let method = match uget("method") {
+                    None => UploadMethod::Chunked(chunk_size),
+                    Some(m) => match self.text(m, &join(&p, "method")).as_deref() {
+                        Some("chunked") => UploadMethod::Chunked(chunk_size),
+                        Some("one_shot") => {
+                            if let Some(c) = uget("chunk_size") {
+                                self.err(
+                                    c.pos,
+                                    &join(&p, "chunk_size"),
+                                    "chunk_size applies to `method: chunked` only".into(),
+                                );
+                            }
+                            UploadMethod::OneShot
+                        }
+                        Some(word) => {
+                            self.err(
+                                m.pos,
+                                &join(&p, "method"),
+                                format!("method is `chunked` (token, chunks, merge) or `one_shot`, not `{word}`"),
+                            );
+                            return;
+                        }
+                        None => return,
+                    },
+                };
                 let Some((path_buf, _)) = file else { return };
                 let label = format!(
                     "upload {}",
@@ -1278,7 +1376,7 @@ impl Validator<'_> {
                         path: path_buf,
                         text,
                         file_type,
-                        chunk_size,
+                        method,
                     },
                     label,
                 )

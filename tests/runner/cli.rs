@@ -285,3 +285,36 @@ fn no_ansi_codes_reach_a_non_terminal() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains('\u{1b}'));
 }
+
+#[test]
+fn jobs_run_scenarios_at_once_and_keep_their_order() {
+    let dir = std::env::temp_dir().join(format!("hookbench-jobs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..8 {
+        std::fs::write(
+            dir.join(format!("s{i}.yaml")),
+            format!("name: thinker {i}\nsteps:\n  - think: 1s\n  - send: balance\n"),
+        )
+        .unwrap();
+    }
+    let started = std::time::Instant::now();
+    let out = bin()
+        .arg("test")
+        .arg(&dir)
+        .args(["--jobs", "8", "--no-color"])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    // Eight one-second thinks at once, not one after another.
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    let order: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("PASS thinker "))
+        .map(|l| &l[..1])
+        .collect();
+    assert_eq!(order, ["0", "1", "2", "3", "4", "5", "6", "7"], "{stdout}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -57,6 +57,13 @@ fn table_of_invalid_scenarios() {
         ("steps:\n  - send: hi\n    event: ON_CONNECT\n", &["t.yaml:2:5 steps[0]: a step does one thing; found send and event"]),
         ("name: x\n", &["t.yaml:1:1 steps: a scenario needs `steps:`"]),
         (
+            "data:\n  - {a: 1, b: x}\n  - {a: 2, c: y}\nsteps: [{send: \"{{a}}\"}]\n",
+            &[
+                "t.yaml:3:12 data[1].c: `c` is not a column of the first row (a, b)",
+                "t.yaml:3:5 data[1]: row 2 has no `b`",
+            ],
+        ),
+        (
             "steps: [{send: hi}]\nthresholds:\n  - errors.rate < 5x\n  - turn.latncy.p99 < 3s\n",
             &[
                 "t.yaml:3:5 thresholds[0]: `5x` is not a ratio (write 0.1% or 0.001)",
@@ -134,4 +141,17 @@ fn load_connection_settings() {
     let l = s.load.unwrap();
     assert_eq!(l.max_connections, Some(50));
     assert!(!l.connection_per_user);
+}
+
+#[test]
+fn inline_data_rows_become_the_scenario_rows() {
+    let s = parse_str(
+        "data:\n  - {amount: 250, account: savings}\n  - {account: checking, amount: 75}\nsteps: [{send: \"{{amount}} to {{account}}\"}]\n",
+        Path::new("t.yaml"),
+        &|_| None,
+    )
+    .unwrap();
+    let d = s.data.unwrap();
+    assert_eq!(d.columns, ["amount", "account"]);
+    assert_eq!(d.rows, [["250", "savings"], ["75", "checking"]]);
 }
