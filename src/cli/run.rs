@@ -1,6 +1,6 @@
 //! `hookbench run` (load) and `hookbench report` (HTML again from JSON).
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -336,6 +336,30 @@ pub async fn run(args: RunArgs) -> Exit {
     let live_for_ticks = live.clone();
     let serve_live = metrics_server.is_some();
     let mut last_line = Instant::now();
+    // On a terminal: a bar over the run's length (its duration, or its iteration cap), with
+    // the live figures beside it; otherwise a plain line every 5 s; nothing with --quiet.
+    let by_iterations = load.duration.is_none() && load.iterations.is_some();
+    let bar = (tty && !quiet).then(|| {
+        let (len, unit) = match (by_iterations, load.iterations) {
+            (true, Some(n)) => (n, "conversations"),
+            _ => (
+                load.duration
+                    .unwrap_or_else(|| load::default_duration(&load))
+                    .as_secs()
+                    .max(1),
+                "s",
+            ),
+        };
+        let bar = indicatif::ProgressBar::new(len);
+        let template = format!(
+            "{{spinner}} {{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} {unit}, ETA {{eta}} | {{msg}}"
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar
+    });
+    let bar_for_ticks = bar.clone();
     let progress = move |p: &load::report::Point, total: &load::metrics::Sample| {
         if serve_live {
             if let Ok(mut l) = live_for_ticks.lock() {
@@ -346,9 +370,8 @@ pub async fn run(args: RunArgs) -> Exit {
             return;
         }
         let c = &total.counts;
-        let line = format!(
-            "[{:>5.0}s] active {:>6} | {:>8.1} turns/s | p95 {:>8.1} ms | p99 {:>8.1} ms | conversations {:>7} | errors {} ({:.2}%)",
-            p.t,
+        let figures = format!(
+            "active {} | {:.1} turns/s | p95 {:.1} ms | p99 {:.1} ms | conversations {} | errors {} ({:.2}%)",
             p.active,
             p.throughput,
             p.p95_ms,
@@ -357,17 +380,25 @@ pub async fn run(args: RunArgs) -> Exit {
             c.turns_failed,
             100.0 * c.turns_failed as f64 / c.turns.max(1) as f64
         );
-        if tty {
-            eprint!("\r\x1b[2K{line}");
-            let _ = std::io::stderr().flush();
-        } else if last_line.elapsed() >= Duration::from_secs(5) {
-            eprintln!("{line}");
-            last_line = Instant::now();
+        match &bar_for_ticks {
+            Some(bar) => {
+                bar.set_position(if by_iterations {
+                    c.conversations
+                } else {
+                    p.t as u64
+                });
+                bar.set_message(figures);
+            }
+            None if last_line.elapsed() >= Duration::from_secs(5) => {
+                eprintln!("[{:>5.0}s] {figures}", p.t);
+                last_line = Instant::now();
+            }
+            None => {}
         }
     };
     let report = load::run(Arc::new(scenario), Arc::new(target), load, stop, progress).await;
-    if tty && !quiet {
-        eprintln!();
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
     environment.shutdown().await;
     if let Some(server) = metrics_server {

@@ -180,12 +180,16 @@ pub fn load_summary(r: &crate::engine::load::report::LoadReport, style: Style) -
             c.dropped_starts, c.late_starts
         );
     }
-    let _ = writeln!(
-        out,
-        "\n  {:<34} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "latency (ms)", "count", "p50", "p95", "p99", "p99.9", "max"
-    );
-    let mut rows: Vec<(String, &crate::engine::load::metrics::DistSummary)> = Vec::new();
+    let mut latency = vec![
+        ["latency (ms)", "count", "p50", "p95", "p99", "p99.9", "max"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    let mut row = |name: String, d: &crate::engine::load::metrics::DistSummary| {
+        let mut cells = vec![name.chars().take(40).collect(), d.count.to_string()];
+        cells.extend([d.p50, d.p95, d.p99, d.p999, d.max].map(|v| format!("{v:.1}")));
+        latency.push(cells);
+    };
     for name in [
         "turn",
         "conversation",
@@ -195,53 +199,47 @@ pub fn load_summary(r: &crate::engine::load::report::LoadReport, style: Style) -
         "start_lag",
     ] {
         if let Some(d) = r.distributions.get(name).filter(|d| d.count > 0) {
-            rows.push((name.to_string(), d));
+            row(name.to_string(), d);
         }
     }
     for s in &r.steps {
-        rows.push((format!("  {}", s.label), &s.latency));
+        row(format!("  {}", s.label), &s.latency);
     }
-    for (name, d) in rows {
-        let name: String = name.chars().take(34).collect();
-        let _ = writeln!(
-            out,
-            "  {name:<34} {:>8} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
-            d.count, d.p50, d.p95, d.p99, d.p999, d.max
-        );
-    }
+    out.push('\n');
+    out.push_str(&table("  ", latency, 1..));
     if !c.failures.is_empty() {
         let _ = writeln!(out, "\n  failures:");
-        for (k, v) in &c.failures {
-            let _ = writeln!(out, "    {v:>8}  {k}");
-        }
+        let rows = c
+            .failures
+            .iter()
+            .map(|(k, v)| vec![v.to_string(), k.clone()])
+            .collect();
+        out.push_str(&table("    ", rows, 0..1));
     }
     if let Some(cap) = &r.capacity {
-        match cap.last_passing_rate {
-            Some(rate) => {
-                let _ = writeln!(
-                    out,
-                    "\n  capacity: {rate}/s is the last rate that held every threshold"
-                );
-            }
-            None => {
-                let _ = writeln!(
-                    out,
-                    "\n  capacity: the first rate already broke a threshold"
-                );
-            }
-        }
+        let _ = match cap.last_passing_rate {
+            Some(rate) => writeln!(
+                out,
+                "\n  capacity: {rate}/s is the last rate that held its gates"
+            ),
+            None => writeln!(out, "\n  capacity: the first rate already broke a gate"),
+        };
     }
-    {
-        let _ = writeln!(out, "\n  gates:");
-        for t in &r.verdict.gates {
+    let _ = writeln!(out, "\n  gates:");
+    let gates = r
+        .verdict
+        .gates
+        .iter()
+        .map(|t| {
             let mark = if t.passed {
                 style.paint("32", "pass")
             } else {
                 style.paint("31;1", "FAIL")
             };
-            let _ = writeln!(out, "    {mark}  {:<44} actual {}", t.expr, t.actual);
-        }
-    }
+            vec![mark, t.expr.clone(), format!("actual {}", t.actual)]
+        })
+        .collect();
+    out.push_str(&table("    ", gates, 0..0));
     for w in &r.generator.warnings {
         let _ = writeln!(out, "  {}", style.paint("33", &format!("warning: {w}")));
     }
@@ -255,6 +253,21 @@ pub fn load_summary(r: &crate::engine::load::report::LoadReport, style: Style) -
             let _ = writeln!(out, " (the embedded simulator used {sim:.2} s CPU besides)");
         }
         None => out.push('\n'),
+    }
+    out
+}
+
+/// Rows as a borderless table (the first row is the header, if any), each line after
+/// `indent`, with the columns in `right` right-aligned.
+fn table(indent: &str, rows: Vec<Vec<String>>, right: impl std::ops::RangeBounds<usize>) -> String {
+    use tabled::settings::{object::Columns, Alignment, Padding, Style};
+    let mut t = tabled::builder::Builder::from(rows).build();
+    t.with(Style::blank())
+        .with(Padding::new(0, 2, 0, 0))
+        .modify(Columns::new(right), Alignment::right());
+    let mut out = String::new();
+    for line in t.to_string().lines() {
+        let _ = writeln!(out, "{indent}{}", line.trim_end());
     }
     out
 }
