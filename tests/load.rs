@@ -660,3 +660,52 @@ fn a_generator_at_its_connection_cap_says_so() {
     assert!(stdout.lines().any(warned), "{stdout}");
     let _ = std::fs::remove_dir_all(out);
 }
+
+#[test]
+fn a_target_killed_mid_run_exits_3() {
+    use std::io::BufRead;
+    let mut sim = bin()
+        .args(["sim", "--listen", "127.0.0.1:0", "--print-config", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(sim.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let url = info["instances"][0]["v2_url"].as_str().unwrap().to_string();
+    let out = tmp("killed");
+    let run = run_cmd(
+        "scenarios/quickstart.yaml",
+        "2",
+        "3s",
+        &[
+            "--target",
+            &url,
+            "--client-id",
+            info["client_id"].as_str().unwrap(),
+            "--client-secret",
+            info["client_secret"].as_str().unwrap(),
+        ],
+        &out,
+    )
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    let _ = sim.kill();
+    let _ = sim.wait();
+    let status = run.wait_with_output().unwrap();
+    assert_eq!(
+        status.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(v["verdict"]["outcome"], "unreachable");
+    assert!(v["counts"]["turns"].as_u64().unwrap() > v["counts"]["turns_failed"].as_u64().unwrap());
+    let _ = std::fs::remove_dir_all(out);
+}

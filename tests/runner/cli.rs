@@ -318,3 +318,26 @@ fn jobs_run_scenarios_at_once_and_keep_their_order() {
     assert_eq!(order, ["0", "1", "2", "3", "4", "5", "6", "7"], "{stdout}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_message_far_over_the_limit_is_read_as_the_targets_413() {
+    // The simulator answers 413 after 2 MiB, while the client is still sending: the answer is
+    // read and classified (a protocol 413, which the step expects), not a broken pipe.
+    let dir = std::env::temp_dir().join(format!("hookbench-big-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("big.yaml");
+    let text = format!(
+        "name: big\nsteps:\n  - send: \"{}\"\n    expect:\n      - status: 413\n      - jsonpath: {{ path: \"$.errors[0].code\", equals: 413 }}\n",
+        "x".repeat(20_000_000)
+    );
+    std::fs::write(&file, text).unwrap();
+    let out = bin().arg("test").arg(&file).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        &stdout[..stdout.len().min(2000)]
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
