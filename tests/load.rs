@@ -691,6 +691,8 @@ fn a_target_killed_mid_run_exits_3() {
         ],
         &out,
     )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
     .spawn()
     .unwrap();
     std::thread::sleep(Duration::from_millis(1200));

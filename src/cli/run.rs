@@ -8,11 +8,9 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use super::Exit;
-use crate::common::DurationSpec;
 use crate::engine::load::{self, report::LoadReport, StopSignal};
 use crate::engine::suite::Environment;
 use crate::reports::{html, junit, terminal};
-use crate::scenario::LoadModel;
 
 /// Arguments of `hookbench run`.
 #[derive(Debug, Args)]
@@ -21,26 +19,26 @@ pub struct RunArgs {
     #[arg(value_name = "SCENARIO")]
     pub scenario: PathBuf,
     /// Closed model: this many concurrent users (overrides `load:`).
-    #[arg(long, conflicts_with = "rate")]
-    pub users: Option<u64>,
+    #[arg(long, conflicts_with = "rate", value_name = "N")]
+    pub users: Option<String>,
     /// Open model: new conversations per second (`20`, `20/s`, `600/m`).
-    #[arg(long, value_parser = parse_rate)]
-    pub rate: Option<f64>,
+    #[arg(long, value_name = "RATE")]
+    pub rate: Option<String>,
     /// Open model: Poisson (exponential) spacing of arrivals.
     #[arg(long)]
     pub poisson: bool,
     /// Open model: drop (and count) starts beyond this many conversations in flight.
-    #[arg(long)]
-    pub max_concurrency: Option<u64>,
+    #[arg(long, value_name = "N")]
+    pub max_concurrency: Option<String>,
     /// How long to start conversations.
-    #[arg(long)]
-    pub duration: Option<DurationSpec>,
+    #[arg(long, value_name = "DURATION")]
+    pub duration: Option<String>,
     /// Stop after this many conversations.
-    #[arg(long)]
-    pub iterations: Option<u64>,
+    #[arg(long, value_name = "N")]
+    pub iterations: Option<String>,
     /// How long conversations in flight may finish after the stop.
-    #[arg(long)]
-    pub grace: Option<DurationSpec>,
+    #[arg(long, value_name = "DURATION")]
+    pub grace: Option<String>,
     /// Where to send.
     #[command(flatten)]
     pub target: super::TargetArgs,
@@ -59,8 +57,8 @@ pub struct RunArgs {
     pub connection_per_user: bool,
     /// At most this many connections in the shared HTTP/1.1 pool (a client's pool size);
     /// requests beyond it wait. Default: what the file-descriptor limit allows.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_connections: Option<u64>,
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<String>,
     /// Without thresholds, do not fail the run on failed turns (the default gate); the run
     /// then fails only when nothing ran or it was stopped by request.
     #[arg(long)]
@@ -137,18 +135,61 @@ fn prometheus(p: &load::report::Point, total: &load::metrics::Sample) -> String 
     out
 }
 
-fn parse_rate(s: &str) -> Result<f64, String> {
-    let (n, per) = s.split_once('/').unwrap_or((s, "s"));
-    let per = match per {
-        "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        _ => return Err(format!("`{s}`: write 20, 20/s, 600/m or 36000/h")),
-    };
-    n.trim()
-        .parse::<f64>()
-        .map(|v| v / per)
-        .map_err(|_| format!("`{s}` is not a rate"))
+impl RunArgs {
+    /// The values given for keys of the scenario's `load:` section, as an overlay that the
+    /// scenario validator reads like the file (one parser, one set of bounds, errors that name
+    /// the flag).
+    fn overlay(&self) -> Vec<crate::scenario::OverlayValue> {
+        use crate::common::node::Node;
+        use crate::scenario::OverlayValue;
+        let text = |key, flag, v: &Option<String>| {
+            v.as_ref().map(|v| OverlayValue {
+                key,
+                value: Node::Str(v.clone()),
+                flag,
+            })
+        };
+        let set =
+            |key, flag, on: bool, value: Node| on.then_some(OverlayValue { key, value, flag });
+        [
+            text("users", "--users", &self.users),
+            text("rate", "--rate", &self.rate),
+            set(
+                "arrivals",
+                "--poisson",
+                self.poisson,
+                Node::Str("poisson".into()),
+            ),
+            text(
+                "max_concurrency",
+                "--max-concurrency",
+                &self.max_concurrency,
+            ),
+            text("duration", "--duration", &self.duration),
+            text("iterations", "--iterations", &self.iterations),
+            text("grace", "--grace", &self.grace),
+            set(
+                "connections",
+                "--connection-per-user",
+                self.connection_per_user,
+                Node::Str("per_user".into()),
+            ),
+            text(
+                "max_connections",
+                "--max-connections",
+                &self.max_connections,
+            ),
+            set(
+                "default_gate",
+                "--no-default-gate",
+                self.no_default_gate,
+                Node::Bool(false),
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
 }
 
 fn slug(s: &str) -> String {
@@ -168,11 +209,21 @@ fn slug(s: &str) -> String {
         .join("-")
 }
 
+/// The validated plan of a run: the scenario with the command line over its `load:` section,
+/// and the load to run (the scenario's, or the default of one user). Nothing runs yet.
+pub fn prepare(
+    args: &RunArgs,
+) -> Result<(crate::scenario::Scenario, crate::scenario::Load), Vec<crate::scenario::Diag>> {
+    let env = |n: &str| std::env::var(n).ok();
+    let scenario = crate::scenario::load_with(&args.scenario, &env, &args.overlay())?;
+    let load = scenario.load.clone().unwrap_or_default();
+    Ok((scenario, load))
+}
+
 /// `hookbench run`.
 pub async fn run(args: RunArgs) -> Exit {
-    let env = |n: &str| std::env::var(n).ok();
-    let scenario = match crate::scenario::load(&args.scenario, &env) {
-        Ok(s) => s,
+    let (scenario, load) = match prepare(&args) {
+        Ok(p) => p,
         Err(diags) => {
             for d in &diags {
                 eprintln!("{d}\n");
@@ -184,59 +235,6 @@ pub async fn run(args: RunArgs) -> Exit {
             return Exit::Usage;
         }
     };
-    let mut load = scenario.load.clone().unwrap_or_default();
-    if let Some(users) = args.users {
-        load.model = LoadModel::Closed {
-            users,
-            stages: Vec::new(),
-        };
-    }
-    if let Some(rate) = args.rate {
-        load.model = LoadModel::Open {
-            rate,
-            stages: Vec::new(),
-            poisson: args.poisson,
-            max_concurrency: args.max_concurrency,
-        };
-    } else if let LoadModel::Open {
-        poisson,
-        max_concurrency,
-        ..
-    }
-    | LoadModel::Capacity {
-        poisson,
-        max_concurrency,
-        ..
-    } = &mut load.model
-    {
-        *poisson |= args.poisson;
-        if args.max_concurrency.is_some() {
-            *max_concurrency = args.max_concurrency;
-        }
-    }
-    if let Some(d) = args.duration {
-        load.duration = Some(d.get());
-    }
-    if args.iterations.is_some() {
-        load.iterations = args.iterations;
-    }
-    if let Some(g) = args.grace {
-        load.grace = g.get();
-    }
-    load.connection_per_user |= args.connection_per_user;
-    if args.no_default_gate {
-        load.default_gate = false;
-    }
-    if args.max_connections.is_some() {
-        load.max_connections = args.max_connections;
-    }
-    if args.users.is_some()
-        && args.duration.is_none()
-        && load.duration.is_none()
-        && load.iterations.is_none()
-    {
-        load.duration = Some(Duration::from_secs(30));
-    }
     let opts = args.target.options();
     let version = if args.http2 {
         crate::client::http::HttpVersion::Http2
@@ -443,20 +441,10 @@ pub struct ReportArgs {
 
 /// `hookbench report`.
 pub fn report(args: ReportArgs) -> Exit {
-    let text = match std::fs::read_to_string(&args.results) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", args.results.display());
-            return Exit::Usage;
-        }
-    };
-    let report: LoadReport = match serde_json::from_str(&text) {
+    let report = match read_results(&args.results) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!(
-                "error: {} is not hookbench load results: {e}",
-                args.results.display()
-            );
+            eprintln!("error: {e}");
             return Exit::Usage;
         }
     };
@@ -501,14 +489,37 @@ fn parse_percent(s: &str) -> Result<f64, String> {
         .trim()
         .parse::<f64>()
         .map_err(|_| format!("`{s}` is not a percentage"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("`{s}`: a tolerance is a percentage of at least 0%"));
+    }
     Ok(v / 100.0)
 }
 
+/// The largest results file `report` and `compare` read (a results file is a few MiB).
+const MAX_RESULTS_BYTES: u64 = 256 * 1024 * 1024;
+
 fn read_results(path: &std::path::Path) -> Result<LoadReport, String> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::common::read_limited(path, MAX_RESULTS_BYTES)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    serde_json::from_str(&text)
-        .map_err(|e| format!("{} is not hookbench load results: {e}", path.display()))
+    let report: LoadReport = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not hookbench load results: {e}", path.display()))?;
+    let major = load::report::LOAD_SCHEMA_VERSION.split('.').next();
+    if report.schema_version.split('.').next() != major {
+        return Err(format!(
+            "{} has results format {}; this hookbench reads {}.x",
+            path.display(),
+            report.schema_version,
+            major.unwrap_or_default()
+        ));
+    }
+    if !(report.duration_s.is_finite() && report.duration_s > 0.0) {
+        return Err(format!(
+            "{}: duration_s is {}, not a run's length",
+            path.display(),
+            report.duration_s
+        ));
+    }
+    Ok(report)
 }
 
 /// `hookbench compare`: exits 1 on a regression beyond the tolerances.

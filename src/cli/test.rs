@@ -77,14 +77,24 @@ fn is_scenario_file(p: &Path) -> bool {
         && !name.ends_with(".steps.yml")
 }
 
-/// Expands directories into their scenario files, sorted.
+/// Expands directories into their scenario files, sorted. Symbolic links are followed, but
+/// each directory is entered and each file listed once (by its canonical path), so links that
+/// loop back (`a -> .`) end the walk instead of hanging it.
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
+    let mut seen_files = std::collections::HashSet::new();
+    let mut seen_dirs = std::collections::HashSet::new();
     for p in paths {
         if p.is_dir() {
             let mut stack = vec![p.clone()];
             let mut found = Vec::new();
             while let Some(dir) = stack.pop() {
+                let Ok(canonical) = std::fs::canonicalize(&dir) else {
+                    continue;
+                };
+                if !seen_dirs.insert(canonical) {
+                    continue;
+                }
                 let entries = std::fs::read_dir(&dir)
                     .map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
                 for e in entries.flatten() {
@@ -97,9 +107,15 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
                 }
             }
             found.sort();
-            out.extend(found);
+            for f in found {
+                if seen_files.insert(std::fs::canonicalize(&f).unwrap_or_else(|_| f.clone())) {
+                    out.push(f);
+                }
+            }
         } else if p.is_file() {
-            out.push(p.clone());
+            if seen_files.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())) {
+                out.push(p.clone());
+            }
         } else {
             return Err(format!("no such file or directory: {}", p.display()));
         }

@@ -75,7 +75,7 @@ pub fn run(args: TokenArgs) -> Exit {
             eprintln!("error: {} needs --private-key-file", args.alg);
             return Exit::Usage;
         };
-        match std::fs::read(path) {
+        match crate::common::read_bytes_limited(path, crate::common::MAX_KEY_BYTES) {
             Ok(pem) => Signer::rsa_pem(args.alg, &pem),
             Err(e) => {
                 eprintln!("error: cannot read {}: {e}", path.display());

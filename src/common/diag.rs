@@ -48,14 +48,11 @@ impl Diag {
 
 impl fmt::Display for Diag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "error: {}\n  --> {}:{}:{}",
-            self.message,
-            self.file.display(),
-            self.pos.line,
-            self.pos.column
-        )?;
+        write!(f, "error: {}\n  --> {}", self.message, self.file.display())?;
+        // Line 0: the whole file, or a command-line flag.
+        if self.pos.line > 0 {
+            write!(f, ":{}:{}", self.pos.line, self.pos.column)?;
+        }
         if !self.path.is_empty() {
             write!(f, " (at `{}`)", self.path)?;
         }

@@ -616,7 +616,7 @@ impl Conversation<'_> {
         method: UploadMethod,
         auth: &Bearer,
     ) -> Result<String, Failure> {
-        let data = std::fs::read(path)
+        let data = crate::common::read_bytes_limited(path, crate::common::MAX_UPLOAD_BYTES)
             .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
         let ep = &self.target.endpoints;
         let inst = self.target.instance.as_deref();

@@ -124,7 +124,7 @@ impl Environment {
                     None => Creds::hs(
                         opts.client_id.clone().ok_or("no credentials: give the scenario an `auth:` section, or --client-id/--client-secret (HOOKBENCH_CLIENT_ID/HOOKBENCH_CLIENT_SECRET)")?,
                         opts.client_secret.clone().ok_or("no client secret: give --client-secret or HOOKBENCH_CLIENT_SECRET")?.0,
-                    ),
+                    )?,
                 };
                 let mode = t.mode.unwrap_or(Mode::Sync);
                 let receiver = match mode {
@@ -162,7 +162,7 @@ impl Environment {
                         .map_err(|e| e.to_string())?;
                 let creds = match &s.auth {
                     Some(a) => Creds::from_auth(a)?,
-                    None => Creds::hs(info.client_id, info.client_secret.unwrap_or_default()),
+                    None => Creds::hs(info.client_id, info.client_secret.unwrap_or_default())?,
                 };
                 (parsed, creds, mode, Some(receiver))
             }
@@ -201,9 +201,10 @@ struct Creds {
 }
 
 impl Creds {
-    fn hs(client_id: String, secret: String) -> Creds {
-        Creds {
-            signer: Signer::hmac(Alg::HS256, secret.as_bytes()).expect("HS256 takes any secret"),
+    fn hs(client_id: String, secret: String) -> Result<Creds, String> {
+        Ok(Creds {
+            signer: Signer::hmac(Alg::HS256, secret.as_bytes())
+                .map_err(|e| format!("client secret: {e}"))?,
             claims: ClaimsTemplate {
                 client_id,
                 app_claim: AppClaim::AppId,
@@ -213,7 +214,7 @@ impl Creds {
                 extra: Default::default(),
             },
             per_request: false,
-        }
+        })
     }
 
     fn from_auth(a: &crate::scenario::Auth) -> Result<Creds, String> {
@@ -225,8 +226,8 @@ impl Creds {
                 .private_key_file
                 .as_ref()
                 .ok_or("auth needs private_key_file")?;
-            let pem =
-                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let pem = crate::common::read_bytes_limited(path, crate::common::MAX_KEY_BYTES)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             Signer::rsa_pem(a.algorithm, &pem)
         }
         .map_err(|e| e.to_string())?;

@@ -280,6 +280,10 @@ impl Signer {
                 "{alg} needs an RSA private key"
             )));
         }
+        // An empty key signs tokens anyone can forge; no platform accepts one.
+        if secret.is_empty() {
+            return Err(JwtError::InvalidKey("the client secret is empty".into()));
+        }
         Ok(Self {
             alg,
             key: EncodingKey::from_secret(secret),
@@ -521,6 +525,12 @@ mod tests {
             jti: true,
             extra: Map::new(),
         }
+    }
+
+    #[test]
+    fn an_empty_secret_signs_nothing() {
+        let e = Signer::hmac(Alg::HS256, b"").unwrap_err().to_string();
+        assert!(e.contains("empty"), "{e}");
     }
 
     #[test]

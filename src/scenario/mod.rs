@@ -11,4 +11,4 @@ pub mod validate;
 
 pub use diag::Diag;
 pub use plan::*;
-pub use validate::{load, parse_str, EnvLookup};
+pub use validate::{load, load_with, parse_str, parse_with, EnvLookup, OverlayValue};

@@ -96,8 +96,8 @@ impl fmt::Display for Template {
     }
 }
 
-/// Replaces `${NAME}` (or `${NAME:-default}`) with the environment's value; returns the names
-/// that are missing.
+/// Replaces `${NAME}` (or `${NAME:-default}`, where the default may itself hold `${…}`) with
+/// the environment's value; returns the names that are missing.
 pub fn expand_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Vec<String>> {
     if !text.contains("${") {
         return Ok(text.to_string());
@@ -108,16 +108,20 @@ pub fn expand_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<St
     while let Some(open) = rest.find("${") {
         out.push_str(&rest[..open]);
         let after = &rest[open + 2..];
-        match after.find('}') {
+        match matching_brace(after) {
             Some(close) => {
                 let inner = &after[..close];
                 let (name, default) = match inner.split_once(":-") {
                     Some((n, d)) => (n, Some(d)),
                     None => (inner, None),
                 };
-                match env(name).or_else(|| default.map(str::to_string)) {
-                    Some(v) => out.push_str(&v),
-                    None => missing.push(name.to_string()),
+                match (env(name), default) {
+                    (Some(v), _) => out.push_str(&v),
+                    (None, Some(d)) => match expand_env(d, env) {
+                        Ok(v) => out.push_str(&v),
+                        Err(m) => missing.extend(m),
+                    },
+                    (None, None) => missing.push(name.to_string()),
                 }
                 rest = &after[close + 1..];
             }
@@ -133,6 +137,27 @@ pub fn expand_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<St
     } else {
         Err(missing)
     }
+}
+
+/// The index of the `}` that closes a `${` whose body starts `after`, past nested `${…}`.
+fn matching_brace(after: &str) -> Option<usize> {
+    let b = after.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'$' if b.get(i + 1) == Some(&b'{') => {
+                depth += 1;
+                i += 2;
+                continue;
+            }
+            b'}' if depth == 0 => return Some(i),
+            b'}' => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -163,5 +188,10 @@ mod tests {
             expand_env("${B:-127.0.0.1:0}", &env).unwrap(),
             "127.0.0.1:0"
         );
+        // Defaults nest: the first variable that is set wins.
+        assert_eq!(expand_env("${B:-${C:-${A}}}", &env).unwrap(), "1");
+        assert_eq!(expand_env("${B:-${C:-x}}!", &env).unwrap(), "x!");
+        assert_eq!(expand_env("${B:-${C:-${D}}}", &env).unwrap_err(), ["D"]);
+        assert_eq!(expand_env("${A:-${B}}", &env).unwrap(), "1");
     }
 }

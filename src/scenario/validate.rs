@@ -67,10 +67,38 @@ const CHECK_KINDS: [&str; 11] = [
     "equals",
 ];
 
+/// One value given on the command line for a key of the scenario's `load:` section: the
+/// command line is an overlay of the file, validated by the same code, and its errors name the
+/// flag (`--rate`) where a file's name file:line:col.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverlayValue {
+    /// The key of `load:` it sets (`rate`).
+    pub key: &'static str,
+    /// The value as given.
+    pub value: Node,
+    /// Where it came from (`--rate`).
+    pub flag: &'static str,
+}
+
+/// The highest arrival rate a plan accepts (per second): beyond what one generator can start.
+pub const MAX_RATE: f64 = 1_000_000.0;
+
+/// The most simulated users a closed model accepts (about 6 GiB of generator memory).
+pub const MAX_USERS: u64 = 1_000_000;
+
 /// Reads and validates a scenario file.
 pub fn load(path: &Path, env: EnvLookup<'_>) -> Result<Scenario, Vec<Diag>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse_str(&text, path, env),
+    load_with(path, env, &[])
+}
+
+/// Reads and validates a scenario file with command-line values over its `load:` section.
+pub fn load_with(
+    path: &Path,
+    env: EnvLookup<'_>,
+    overlay: &[OverlayValue],
+) -> Result<Scenario, Vec<Diag>> {
+    match crate::common::read_limited(path, crate::common::MAX_SOURCE_BYTES) {
+        Ok(text) => parse_with(&text, path, env, overlay),
         Err(e) => Err(vec![Diag {
             file: path.to_path_buf(),
             pos: Pos::default(),
@@ -84,7 +112,18 @@ pub fn load(path: &Path, env: EnvLookup<'_>) -> Result<Scenario, Vec<Diag>> {
 
 /// Validates scenario text; `file` names it in errors and anchors relative paths.
 pub fn parse_str(text: &str, file: &Path, env: EnvLookup<'_>) -> Result<Scenario, Vec<Diag>> {
+    parse_with(text, file, env, &[])
+}
+
+/// Validates scenario text with command-line values over its `load:` section.
+pub fn parse_with(
+    text: &str,
+    file: &Path,
+    env: EnvLookup<'_>,
+    overlay: &[OverlayValue],
+) -> Result<Scenario, Vec<Diag>> {
     let mut v = Validator {
+        overlay,
         file: file.to_path_buf(),
         text: text.to_string(),
         env,
@@ -115,6 +154,7 @@ pub fn parse_str(text: &str, file: &Path, env: EnvLookup<'_>) -> Result<Scenario
 type Entries = [(At<String>, At<Node>)];
 
 struct Validator<'a> {
+    overlay: &'a [OverlayValue],
     file: PathBuf,
     text: String,
     env: EnvLookup<'a>,
@@ -145,8 +185,65 @@ impl Validator<'_> {
     }
 
     fn err_hint(&mut self, pos: Pos, path: &str, message: String, hint: Option<String>) {
-        self.diags
-            .push(Diag::at(&self.file, &self.text, pos, path, message, hint));
+        // Line 0, column k: the k-th command-line value (see `overlaid_load`).
+        let flag = (pos.line == 0 && pos.column > 0)
+            .then(|| self.overlay.get(pos.column as usize - 1))
+            .flatten();
+        let diag = match flag {
+            Some(o) => Diag::at(Path::new(o.flag), "", Pos::default(), path, message, hint),
+            None => Diag::at(&self.file, &self.text, pos, path, message, hint),
+        };
+        self.diags.push(diag);
+    }
+
+    /// The file's `load:` section with the command-line values over it. A value that picks a
+    /// model (`users`, `rate`) replaces the file's model and the keys only that model takes.
+    fn overlaid_load(&self, file: Option<&At<Node>>) -> Option<At<Node>> {
+        if self.overlay.is_empty() {
+            return file.cloned();
+        }
+        let mut entries = match file.map(|f| &f.value) {
+            None => Vec::new(),
+            Some(Node::Map(e)) => e.clone(),
+            // Not a mapping: the error is reported on the file's value.
+            Some(_) => return file.cloned(),
+        };
+        let sets = |k: &str| self.overlay.iter().any(|o| o.key == k);
+        let replaced: &[&str] = if sets("users") {
+            &[
+                "users",
+                "rate",
+                "capacity",
+                "stages",
+                "arrivals",
+                "max_concurrency",
+            ]
+        } else if sets("rate") {
+            &["users", "rate", "capacity", "stages"]
+        } else {
+            &[]
+        };
+        entries.retain(|(k, _)| !replaced.contains(&k.value.as_str()) && !sets(&k.value));
+        for (i, o) in self.overlay.iter().enumerate() {
+            let pos = Pos {
+                line: 0,
+                column: i as u64 + 1,
+            };
+            entries.push((
+                At {
+                    value: o.key.to_string(),
+                    pos,
+                },
+                At {
+                    value: o.value.clone(),
+                    pos,
+                },
+            ));
+        }
+        Some(At {
+            value: Node::Map(entries),
+            pos: file.map_or(Pos::default(), |f| f.pos),
+        })
     }
 
     fn map<'n>(&mut self, node: &'n At<Node>, path: &str) -> Option<&'n Entries> {
@@ -318,15 +415,35 @@ impl Validator<'_> {
                 }
             }
             ref other => {
-                let kind = other.kind();
+                let found = match other {
+                    Node::Int(i) => i.to_string(),
+                    Node::Float(f) => f.to_string(),
+                    _ => other.kind().to_string(),
+                };
                 self.err(
                     node.pos,
                     path,
-                    format!("expected a whole number ≥ 0, found {kind}"),
+                    format!("expected a whole number ≥ 0, found {found}"),
                 );
                 None
             }
         }
+    }
+
+    /// A whole number from `min` to `max`.
+    fn bounded(&mut self, node: &At<Node>, path: &str, min: u64, max: u64) -> Option<u64> {
+        let n = self.uint(node, path)?;
+        if (min..=max).contains(&n) {
+            return Some(n);
+        }
+        let key = path.rsplit('.').next().unwrap_or(path);
+        let message = if n < min {
+            format!("{key} must be at least {min}")
+        } else {
+            format!("{key} must be at most {max}")
+        };
+        self.err(node.pos, path, message);
+        None
     }
 
     fn regex(&mut self, node: &At<Node>, path: &str) -> Option<Regex> {
@@ -394,7 +511,7 @@ impl Validator<'_> {
         if self.steps.is_empty() && get("steps").is_some() && self.diags.is_empty() {
             self.err(root.pos, "steps", "`steps:` is empty".into());
         }
-        let load = get("load").and_then(|l| self.load(l));
+        let load = self.overlaid_load(get("load")).and_then(|l| self.load(&l));
         let thresholds = get("thresholds")
             .map(|t| self.thresholds(t))
             .unwrap_or_default();
@@ -570,7 +687,10 @@ impl Validator<'_> {
     }
 
     fn rate(&mut self, node: &At<Node>, path: &str) -> Option<f64> {
-        let text = node.value.as_text().unwrap_or_default();
+        let text = match node.value {
+            Node::Str(_) => self.text(node, path)?,
+            ref other => other.as_text().unwrap_or_default(),
+        };
         let (num, per) = match text.split_once('/') {
             Some((n, unit)) => (n.trim().to_string(), unit.trim().to_string()),
             None => (text.clone(), "s".to_string()),
@@ -582,12 +702,22 @@ impl Validator<'_> {
             _ => 0.0,
         };
         match num.parse::<f64>() {
-            Ok(n) if n >= 0.0 && per_secs > 0.0 => Some(n / per_secs),
+            Ok(n) if n.is_finite() && n > 0.0 && per_secs > 0.0 && n / per_secs <= MAX_RATE => {
+                Some(n / per_secs)
+            }
+            Ok(n) if n.is_finite() && n > 0.0 && per_secs > 0.0 => {
+                self.err(
+                    node.pos,
+                    path,
+                    format!("`{text}` is beyond the most one generator can start ({MAX_RATE}/s)"),
+                );
+                None
+            }
             _ => {
                 self.err(
                     node.pos,
                     path,
-                    format!("`{text}` is not a rate (write 20/s, 600/m or 20)"),
+                    format!("`{text}` is not a rate above zero (write 20/s, 600/m or 20)"),
                 );
                 None
             }
@@ -678,7 +808,19 @@ impl Validator<'_> {
             }
         };
         let max_concurrency =
-            g("max_concurrency").and_then(|m| self.uint(m, "load.max_concurrency"));
+            g("max_concurrency").and_then(|m| self.bounded(m, "load.max_concurrency", 1, u64::MAX));
+        // Options of the open model and the capacity search mean nothing to closed users.
+        if g("rate").is_none() && g("capacity").is_none() {
+            for key in ["arrivals", "max_concurrency"] {
+                if let Some(n) = g(key) {
+                    self.err(
+                        n.pos,
+                        &format!("load.{key}"),
+                        format!("`{key}` applies to an arrival rate (rate, capacity), not to closed users"),
+                    );
+                }
+            }
+        }
         let models = ["users", "rate", "capacity"]
             .iter()
             .filter(|k| g(k).is_some())
@@ -734,9 +876,10 @@ impl Validator<'_> {
                 max_concurrency,
             };
         } else {
+            let ramped = g("stages").is_some();
             let users = match g("users") {
-                Some(u) => self.uint(u, "load.users")?,
-                None if g("stages").is_some() => 0,
+                Some(u) => self.bounded(u, "load.users", u64::from(!ramped), MAX_USERS)?,
+                None if ramped => 0,
                 None => 1,
             };
             let stages = g("stages")
@@ -744,8 +887,16 @@ impl Validator<'_> {
                 .unwrap_or_default();
             load.model = LoadModel::Closed { users, stages };
         }
-        load.duration = g("duration").and_then(|d| self.duration(d, "load.duration"));
-        load.iterations = g("iterations").and_then(|d| self.uint(d, "load.iterations"));
+        load.duration = g("duration").and_then(|d| {
+            let v = self.duration(d, "load.duration")?;
+            if v.is_zero() {
+                self.err(d.pos, "load.duration", "a run lasts longer than 0s".into());
+                return None;
+            }
+            Some(v)
+        });
+        load.iterations =
+            g("iterations").and_then(|d| self.bounded(d, "load.iterations", 1, u64::MAX));
         if let Some(gr) = g("grace").and_then(|d| self.duration(d, "load.grace")) {
             load.grace = gr;
         }
@@ -762,14 +913,7 @@ impl Validator<'_> {
             ),
         }
         if let Some(m) = g("max_connections") {
-            match self.uint(m, "load.max_connections") {
-                Some(0) => self.err(
-                    m.pos,
-                    "load.max_connections",
-                    "max_connections must be at least 1".into(),
-                ),
-                n => load.max_connections = n,
-            }
+            load.max_connections = self.bounded(m, "load.max_connections", 1, u64::MAX);
         }
         if let Some(b) = g("default_gate").and_then(|b| self.boolean(b, "load.default_gate")) {
             load.default_gate = b;
@@ -939,7 +1083,11 @@ impl Validator<'_> {
                 }
                 "client_secret" => a.client_secret = self.text(v, &path).map(Secret),
                 "private_key_file" => {
-                    a.private_key_file = self.text(v, &path).map(|p| self.base_dir().join(p))
+                    a.private_key_file = self.text(v, &path).map(|p| self.base_dir().join(p));
+                    if let Some(f) = a.private_key_file.as_ref().filter(|f| !f.is_file()) {
+                        let message = format!("no such file: {}", f.display());
+                        self.err(v.pos, &path, message);
+                    }
                 }
                 "algorithm" => {
                     if let Some(s) = self.text(v, &path) {
@@ -1044,11 +1192,11 @@ impl Validator<'_> {
         }
         let rel = self.text(node, "data")?;
         let path = self.base_dir().join(&rel);
-        let mut reader = match csv::ReaderBuilder::new()
-            .trim(csv::Trim::All)
-            .from_path(&path)
-        {
-            Ok(r) => r,
+        let text = crate::common::read_limited(&path, crate::common::MAX_DATA_BYTES);
+        let mut reader = match text {
+            Ok(t) => csv::ReaderBuilder::new()
+                .trim(csv::Trim::All)
+                .from_reader(std::io::Cursor::new(t.into_bytes())),
             Err(e) => {
                 self.err(
                     node.pos,
@@ -1437,7 +1585,7 @@ impl Validator<'_> {
             return;
         }
         let file = self.base_dir().join(&rel);
-        let text = match std::fs::read_to_string(&file) {
+        let text = match crate::common::read_limited(&file, crate::common::MAX_SOURCE_BYTES) {
             Ok(t) => t,
             Err(e) => {
                 self.err(
@@ -1618,13 +1766,17 @@ impl Validator<'_> {
                 });
             }
             "status" => {
+                // HTTP statuses are 100 to 599.
                 let codes: Vec<u16> = match &v.value {
                     Node::Seq(items) => items
                         .iter()
-                        .filter_map(|c| self.uint(c, &p))
+                        .filter_map(|c| self.bounded(c, &p, 100, 599))
                         .map(|c| c as u16)
                         .collect(),
-                    _ => self.uint(v, &p).map(|c| vec![c as u16]).unwrap_or_default(),
+                    _ => self
+                        .bounded(v, &p, 100, 599)
+                        .map(|c| vec![c as u16])
+                        .unwrap_or_default(),
                 };
                 if codes.is_empty() {
                     return None;
@@ -1645,7 +1797,7 @@ impl Validator<'_> {
                     Some(s) => Some(s),
                     None => {
                         let file = self.base_dir().join(&name);
-                        match std::fs::read_to_string(&file)
+                        match crate::common::read_limited(&file, crate::common::MAX_SOURCE_BYTES)
                             .map_err(|e| e.to_string())
                             .and_then(|t| {
                                 serde_json::from_str::<Value>(&t).map_err(|e| e.to_string())
@@ -1888,7 +2040,7 @@ impl Validator<'_> {
 
     fn count(&mut self, node: &At<Node>, path: &str) -> Option<Count> {
         match &node.value {
-            Node::Int(_) => self.uint(node, path).map(|n| Count::Eq(n as usize)),
+            Node::Int(_) | Node::Float(_) => self.uint(node, path).map(|n| Count::Eq(n as usize)),
             Node::Map(e) => {
                 self.keys(e, &["count", "min", "max"], path);
                 if e.len() != 1 {

@@ -529,16 +529,17 @@ pub struct Bot {
 impl Bot {
     /// Reads and validates a bot file.
     pub fn from_file(path: &Path) -> Result<Bot, BotError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            BotError(vec![Diag::at(
-                path,
-                "",
-                Pos::default(),
-                "",
-                format!("cannot read the bot file: {e}"),
-                None,
-            )])
-        })?;
+        let text =
+            crate::common::read_limited(path, crate::common::MAX_SOURCE_BYTES).map_err(|e| {
+                BotError(vec![Diag::at(
+                    path,
+                    "",
+                    Pos::default(),
+                    "",
+                    format!("cannot read the bot file: {e}"),
+                    None,
+                )])
+            })?;
         Bot::from_yaml(&text, &path.display().to_string(), path.parent())
     }
 
@@ -868,13 +869,16 @@ impl Validator<'_> {
                     .base_dir
                     .map(|d| d.join(f))
                     .unwrap_or_else(|| PathBuf::from(f));
-                Some(std::fs::read(&full).or_else(|e| {
-                    self.err(
-                        &at,
-                        path("public_key_file"),
-                        format!("cannot read {}: {e}", full.display()),
-                    )
-                })?)
+                Some(
+                    crate::common::read_bytes_limited(&full, crate::common::MAX_KEY_BYTES)
+                        .or_else(|e| {
+                            self.err(
+                                &at,
+                                path("public_key_file"),
+                                format!("cannot read {}: {e}", full.display()),
+                            )
+                        })?,
+                )
             }
             (None, None) => None,
         };

@@ -321,14 +321,14 @@ fn jobs_run_scenarios_at_once_and_keep_their_order() {
 
 #[test]
 fn a_message_far_over_the_limit_is_read_as_the_targets_413() {
-    // The simulator answers 413 after 2 MiB, while the client is still sending: the answer is
+    // The simulator answers 413 after 2 MiB, while the client is still sending 12 MB: the answer is
     // read and classified (a protocol 413, which the step expects), not a broken pipe.
     let dir = std::env::temp_dir().join(format!("hookbench-big-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("big.yaml");
     let text = format!(
         "name: big\nsteps:\n  - send: \"{}\"\n    expect:\n      - status: 413\n      - jsonpath: {{ path: \"$.errors[0].code\", equals: 413 }}\n",
-        "x".repeat(20_000_000)
+        "x".repeat(12_000_000)
     );
     std::fs::write(&file, text).unwrap();
     let out = bin().arg("test").arg(&file).output().unwrap();
@@ -339,5 +339,39 @@ fn a_message_far_over_the_limit_is_read_as_the_targets_413() {
         "{}",
         &stdout[..stdout.len().min(2000)]
     );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[cfg(unix)]
+#[test]
+fn symlink_loops_end_the_walk_and_endless_files_are_refused() {
+    let dir = std::env::temp_dir().join(format!("hookbench-loop-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("common")).unwrap();
+    std::fs::copy(root().join("scenarios/quickstart.yaml"), dir.join("q.yaml")).unwrap();
+    std::fs::copy(
+        root().join("scenarios/common/greet.steps.yaml"),
+        dir.join("common/greet.steps.yaml"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(".", dir.join("a")).unwrap();
+    std::os::unix::fs::symlink(".", dir.join("b")).unwrap();
+    let out = bin().arg("validate").arg(&dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("1 scenario valid"), "{stdout}");
+    // A data file that never ends is refused after its size limit, not read for ever.
+    std::fs::write(
+        dir.join("zero.yaml"),
+        "name: z\ndata: /dev/zero\nsteps: [{send: hi}]\n",
+    )
+    .unwrap();
+    let out = bin()
+        .arg("validate")
+        .arg(dir.join("zero.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("larger than"));
     let _ = std::fs::remove_dir_all(dir);
 }

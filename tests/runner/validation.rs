@@ -57,6 +57,30 @@ fn table_of_invalid_scenarios() {
         ("steps:\n  - send: hi\n    event: ON_CONNECT\n", &["t.yaml:2:5 steps[0]: a step does one thing; found send and event"]),
         ("name: x\n", &["t.yaml:1:1 steps: a scenario needs `steps:`"]),
         (
+            "auth: {client_id: cs-1, algorithm: RS256, private_key_file: no-such.pem}\nsteps: [{send: hi}]\n",
+            &["t.yaml:1:61 auth.private_key_file: no such file: no-such.pem"],
+        ),
+        (
+            "steps:\n  - send: hi\n    expect:\n      - status: 99999999999\n      - messages: 1e30\n",
+            &[
+                "t.yaml:4:17 steps[0].expect[0].status: status must be at most 599",
+                "t.yaml:5:19 steps[0].expect[1].messages: expected a whole number ≥ 0, found 1000000000000000000000000000000",
+            ],
+        ),
+        (
+            "steps: [{send: hi}]\nload: { users: 0, arrivals: poisson }\n",
+            &[
+                "t.yaml:2:29 load.arrivals: `arrivals` applies to an arrival rate (rate, capacity), not to closed users",
+                "t.yaml:2:16 load.users: users must be at least 1",
+            ],
+        ),
+        (
+            "steps: [{send: hi}]\nload: { rate: inf, duration: 0s }\n",
+            &[
+                "t.yaml:2:15 load.rate: `inf` is not a rate above zero (write 20/s, 600/m or 20)",
+            ],
+        ),
+        (
             "data:\n  - {a: 1, b: x}\n  - {a: 2, c: y}\nsteps: [{send: \"{{a}}\"}]\n",
             &[
                 "t.yaml:3:12 data[1].c: `c` is not a column of the first row (a, b)",

@@ -536,37 +536,48 @@ pub async fn run(
             max_concurrency,
             ..
         } => {
+            // `next` is the intended start of the next conversation: the first at the start,
+            // each later one a gap (1/rate, or exponential) after the one before.
+            let end = start + duration;
             let mut next = start;
             loop {
-                let now = Instant::now();
-                let t = now - start;
-                if t >= duration || stop.is_stopped() || ctl.stop_starting.load(Relaxed) {
+                if stop.is_stopped() || ctl.stop_starting.load(Relaxed) {
                     break;
                 }
-                let rate = rate_at(&load.model, t).unwrap_or(0.0);
-                if rate <= 0.0 {
-                    next = now;
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
+                if next >= end {
+                    // No start left in the run: it still lasts its duration.
+                    tokio::select! {
+                        () = tokio::time::sleep_until(end.into()) => {}
+                        () = stop.wait() => {}
+                    }
+                    break;
                 }
-                let gap = if *poisson {
-                    -rand::rng().random_range(f64::EPSILON..1.0f64).ln() / rate
-                } else {
-                    1.0 / rate
-                };
-                next += Duration::from_secs_f64(gap);
+                let now = Instant::now();
                 if next > now {
                     tokio::select! {
                         () = tokio::time::sleep_until(next.into()) => {}
                         () = stop.wait() => break,
                     }
                 }
+                let rate = rate_at(&load.model, next - start).unwrap_or(0.0);
+                if rate <= 0.0 {
+                    next = next.max(now) + Duration::from_millis(20);
+                    continue;
+                }
+                let intended = next;
+                let gap = if *poisson {
+                    -rand::rng().random_range(f64::EPSILON..1.0f64).ln() / rate
+                } else {
+                    1.0 / rate
+                };
+                // A gap past the end (a slow rate) ends the starts at the end.
+                next += Duration::from_secs_f64(gap.min(duration.as_secs_f64()));
                 if max_concurrency.is_some_and(|m| ctl.active.load(Relaxed) >= m) {
                     ctl.shards.with(|s| s.counts.dropped_starts += 1);
                     continue;
                 }
                 let Some(n) = ctl.claim() else { break };
-                let (ctl2, intended) = (ctl.clone(), next);
+                let ctl2 = ctl.clone();
                 let own = per_user.then(|| Target {
                     http: ctl.target.http.fresh(),
                     ..(*ctl.target).clone()
