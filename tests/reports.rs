@@ -115,3 +115,24 @@ fn compare_names_regressions_beyond_tolerance() {
     assert!(rows.iter().any(|r| r.regressed));
     insta::assert_snapshot!("compare", compare::render(&rows));
 }
+
+#[test]
+fn an_async_run_has_no_sync_budget_line_and_counts_its_words() {
+    let mut r = load_fixture();
+    r.counts.sync_turns = 0;
+    r.counts.async_turns = 1;
+    r.counts.deliveries = 1;
+    let text = terminal::load_summary(&r, PLAIN);
+    assert!(!text.contains("sync budget"), "{text}");
+    assert!(text.contains("async: 1 turn, 1 delivery,"), "{text}");
+    let summary = hookbench::engine::results::Summary {
+        unmatched_deliveries: 1,
+        ..Default::default()
+    };
+    let line = terminal::summary(&summary, 1.0);
+    assert!(line.contains("1 async delivery for no user"), "{line}");
+    assert!(
+        line.contains("0 scenario runs, 0 steps, 0 checks"),
+        "{line}"
+    );
+}

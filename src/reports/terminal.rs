@@ -157,18 +157,19 @@ pub fn load_summary(r: &crate::engine::load::report::LoadReport, style: Style) -
     if c.polled_turns > 0 {
         let _ = writeln!(
             out,
-            "  polling: {} polled turns, {} Inprogress answers",
-            c.polled_turns, c.in_progress
+            "  polling: {}, {}",
+            count(c.polled_turns, "polled turn", "polled turns"),
+            count(c.in_progress, "Inprogress answer", "Inprogress answers")
         );
     }
     if c.async_turns > 0 {
         let _ = writeln!(
             out,
-            "  async: {} turns, {} deliveries, {} missing, {} duplicates, {} reordered, {} unmatched",
-            c.async_turns,
-            c.deliveries,
+            "  async: {}, {}, {} missing, {}, {} reordered, {} unmatched",
+            count(c.async_turns, "turn", "turns"),
+            count(c.deliveries, "delivery", "deliveries"),
             c.async_missing,
-            c.duplicates,
+            count(c.duplicates, "duplicate", "duplicates"),
             c.reordered,
             c.unmatched_deliveries
         );

@@ -750,6 +750,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn workloads_read_as_sentences() {
+        let mut load = Load::default();
+        assert_eq!(describe(&load), "closed: 1 user");
+        load.model = LoadModel::Closed {
+            users: 0,
+            stages: vec![
+                Stage {
+                    target: Some(50.0),
+                    over: Duration::from_secs(10),
+                },
+                Stage {
+                    target: None,
+                    over: Duration::from_secs(20),
+                },
+                Stage {
+                    target: Some(0.0),
+                    over: Duration::from_secs(5),
+                },
+            ],
+        };
+        assert_eq!(
+            describe(&load),
+            "closed: ramp of 3 stages from 0 to at most 50 users"
+        );
+    }
+
+    #[test]
     fn ramps_are_linear_and_hold() {
         let stages = [
             Stage {
