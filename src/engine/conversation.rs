@@ -791,7 +791,7 @@ impl Conversation<'_> {
             return Some(Failure::Budget {
                 limit_ms: Some(ms(t.timeout)),
                 elapsed_ms: ms(ex.total),
-                message: "sync request over its budget".into(),
+                message: "sync request over its budget",
             });
         }
         let mut poll_id = (v == Version::V2).then(|| body.poll_id()).flatten();
@@ -941,13 +941,18 @@ impl Conversation<'_> {
 
 /// A broken budget, measured once: the turn's latency and the failure's elapsed time are the
 /// same reading of the turn's clock.
-fn budget(reply: &mut Reply, since: Instant, limit: Option<Duration>, message: &str) -> Failure {
+fn budget(
+    reply: &mut Reply,
+    since: Instant,
+    limit: Option<Duration>,
+    message: &'static str,
+) -> Failure {
     let took = since.elapsed();
     reply.latency = took;
     Failure::Budget {
         limit_ms: limit.map(ms),
         elapsed_ms: ms(took),
-        message: message.into(),
+        message,
     }
 }
 

@@ -46,7 +46,7 @@ pub enum Failure {
         /// What it took.
         elapsed_ms: f64,
         /// Which budget.
-        message: String,
+        message: &'static str,
     },
     /// A body that is not the JSON the protocol says.
     Decode {

@@ -2,12 +2,14 @@
 //! into per-thread shards and merged by one aggregator on an interval, so a request never
 //! waits on another thread and never sends a message.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
+
+use crate::client::http::TransportKind;
 
 /// Values above this (10 minutes) widen the histogram automatically.
 const HIST_MAX_US: u64 = 600_000_000;
@@ -140,8 +142,72 @@ pub struct Counts {
     /// Failed turns by class.
     #[serde(default)]
     pub failed_by_class: ClassCounts,
-    /// Failures by class and detail (`assertion: text contains "x"`, `protocol: 429`, …).
+    /// Failures by class and detail (`assertion: text contains "x"`, `protocol: 429`, …), as
+    /// the results file and the reports show them.
     pub failures: BTreeMap<String, u64>,
+    /// The same, while the run records: typed keys, at most [`DETAILS_PER_CLASS`] details per
+    /// class (the rest counted under the class's `other`).
+    #[serde(skip)]
+    pub failure_keys: HashMap<FailureKey, u64>,
+}
+
+/// How many distinct details a failure class keeps before counting the rest as `other`:
+/// failures that differ in every request (a message with an id in it) cannot grow a run's
+/// memory or its report without bound.
+pub const DETAILS_PER_CLASS: usize = 32;
+
+/// What a failure is counted under: its class and a bounded detail.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FailureKey {
+    /// A check that did not hold, by its label (the scenario's checks: a bounded set).
+    Assertion(Arc<str>),
+    /// An error status, with the envelope's code when it differs.
+    Protocol {
+        /// HTTP status.
+        status: u16,
+        /// `errors[0].code`.
+        code: Option<u16>,
+    },
+    /// A transport failure by kind.
+    Transport(TransportKind),
+    /// A broken budget, by which.
+    Budget(&'static str),
+    /// An undecodable answer.
+    Decode,
+    /// Details of this class beyond the cap.
+    Other(&'static str),
+}
+
+impl FailureKey {
+    /// The class (`assertion`, `protocol`, `budget`, `transport`, `decode`).
+    pub fn class(&self) -> &'static str {
+        match self {
+            FailureKey::Assertion(_) => "assertion",
+            FailureKey::Protocol { .. } => "protocol",
+            FailureKey::Transport(_) => "transport",
+            FailureKey::Budget(_) => "budget",
+            FailureKey::Decode => "decode",
+            FailureKey::Other(class) => class,
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailureKey::Assertion(check) => write!(f, "assertion: {check}"),
+            FailureKey::Protocol { status, code } => match code {
+                Some(c) if c != status => write!(f, "protocol: {status} (code {c})"),
+                _ => write!(f, "protocol: {status}"),
+            },
+            FailureKey::Transport(kind) => {
+                write!(f, "transport: {}", format!("{kind:?}").to_lowercase())
+            }
+            FailureKey::Budget(which) => write!(f, "budget: {which}"),
+            FailureKey::Decode => f.write_str("decode"),
+            FailureKey::Other(class) => write!(f, "{class}: other"),
+        }
+    }
 }
 
 /// Failed turns by the class of their failure: what the default gate and `errors.<class>`
@@ -182,6 +248,34 @@ impl ClassCounts {
 }
 
 impl Counts {
+    /// Counts `n` failures under `key`, or under its class's `other` once the class has
+    /// [`DETAILS_PER_CLASS`] details.
+    pub fn count_failure(&mut self, key: FailureKey, n: u64) {
+        if let Some(v) = self.failure_keys.get_mut(&key) {
+            *v += n;
+            return;
+        }
+        let class = key.class();
+        let details = self
+            .failure_keys
+            .keys()
+            .filter(|k| k.class() == class && !matches!(k, FailureKey::Other(_)))
+            .count();
+        let key = if details >= DETAILS_PER_CLASS && !matches!(key, FailureKey::Other(_)) {
+            FailureKey::Other(class)
+        } else {
+            key
+        };
+        *self.failure_keys.entry(key).or_default() += n;
+    }
+
+    /// Writes the typed failure counts out as the readable `failures` map of the results.
+    pub fn settle_failures(&mut self) {
+        for (k, v) in self.failure_keys.drain() {
+            *self.failures.entry(k.to_string()).or_default() += v;
+        }
+    }
+
     fn add(&mut self, o: &Counts) {
         self.turns += o.turns;
         self.turns_failed += o.turns_failed;
@@ -214,6 +308,9 @@ impl Counts {
         self.failed_by_class.add(&o.failed_by_class);
         for (k, v) in &o.failures {
             *self.failures.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.failure_keys {
+            self.count_failure(k.clone(), *v);
         }
     }
 }
@@ -374,7 +471,13 @@ mod tests {
         shards.with(|s| {
             record(&mut s.dists.turn, Duration::from_millis(50));
             s.counts.turns += 1;
-            *s.counts.failures.entry("protocol: 429".into()).or_default() += 1;
+            s.counts.count_failure(
+                FailureKey::Protocol {
+                    status: 429,
+                    code: None,
+                },
+                1,
+            );
         });
         let mut total = Sample::new(3);
         shards.drain_into(&mut total);
@@ -384,6 +487,29 @@ mod tests {
         shards.drain_into(&mut again);
         assert_eq!(again.counts.turns, 0);
         assert!(again.dists.turn.is_empty());
+    }
+
+    #[test]
+    fn failure_details_are_capped_per_class() {
+        let mut c = Counts::default();
+        for i in 0..100u16 {
+            c.count_failure(
+                FailureKey::Protocol {
+                    status: 400 + i,
+                    code: None,
+                },
+                1,
+            );
+        }
+        c.count_failure(FailureKey::Transport(TransportKind::Refused), 2);
+        c.settle_failures();
+        assert_eq!(c.failures.len(), DETAILS_PER_CLASS + 2, "{:?}", c.failures);
+        assert_eq!(
+            c.failures["protocol: other"],
+            100 - DETAILS_PER_CLASS as u64
+        );
+        assert_eq!(c.failures["protocol: 400"], 1);
+        assert_eq!(c.failures["transport: refused"], 2);
     }
 
     #[test]

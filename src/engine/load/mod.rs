@@ -19,7 +19,7 @@ use super::conversation::{Conversation, Target, UserState};
 use super::results::{Failure, StepResult, StepStatus};
 use crate::common::procfs;
 use crate::scenario::{Action, Load, LoadModel, Mode, Scenario, Stage};
-use metrics::{hist, record, summarise, Sample, Shards};
+use metrics::{hist, record, summarise, FailureKey, Sample, Shards};
 use report::{Capacity, CapacityStep, Generator, LoadReport, Point, StepReport};
 use verdict::GateOrigin;
 
@@ -141,18 +141,23 @@ impl Control {
     }
 }
 
-fn failure_key(f: &Failure) -> String {
-    let short = |s: &str| s.chars().take(80).collect::<String>();
+/// The typed key a failure is counted under; no text is built per failure.
+fn failure_key(f: &Failure, r: &StepResult) -> FailureKey {
     match f {
-        Failure::Assertion { check, .. } => format!("assertion: {}", short(check)),
-        Failure::Protocol {
-            status,
-            code,
-            message,
-        } => format!("protocol: {} {}", code.unwrap_or(*status), short(message)),
-        Failure::Transport { kind, .. } => format!("transport: {kind:?}").to_lowercase(),
-        Failure::Budget { message, .. } => format!("budget: {message}"),
-        Failure::Decode { .. } => "decode".into(),
+        Failure::Assertion { .. } => r
+            .assertions
+            .iter()
+            .find(|a| !a.passed)
+            .map_or(FailureKey::Other("assertion"), |a| {
+                FailureKey::Assertion(a.check.clone())
+            }),
+        Failure::Protocol { status, code, .. } => FailureKey::Protocol {
+            status: *status,
+            code: *code,
+        },
+        Failure::Transport { kind, .. } => FailureKey::Transport(*kind),
+        Failure::Budget { message, .. } => FailureKey::Budget(message),
+        Failure::Decode { .. } => FailureKey::Decode,
     }
 }
 
@@ -178,7 +183,7 @@ fn record_step(
     if let Some(f) = &r.failure {
         c.turns_failed += 1;
         c.failed_by_class.count(f.class());
-        *c.failures.entry(failure_key(f)).or_default() += 1;
+        c.count_failure(failure_key(f, r), 1);
     }
     c.assertions += r.assertions.len() as u64;
     c.assertions_passed += r.assertions.iter().filter(|a| a.passed).count() as u64;
@@ -716,7 +721,11 @@ pub async fn run(
         duration_s: elapsed.as_secs_f64(),
         budget_ms: target.timeout.as_secs_f64() * 1000.0,
         aborted: aborted.clone(),
-        counts: total.counts.clone(),
+        counts: {
+            let mut c = total.counts.clone();
+            c.settle_failures();
+            c
+        },
         distributions,
         steps: step_reports,
         verdict,
