@@ -74,65 +74,56 @@ pub struct RunArgs {
 
 /// The live metrics exposition, updated once a second.
 fn prometheus(p: &load::report::Point, total: &load::metrics::Sample) -> String {
+    use crate::common::prometheus::{Exposition, Kind};
     let c = &total.counts;
     let h = &total.dists.turn;
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<(String, f64)>| {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-        for (labels, v) in lines {
-            out.push_str(&format!("{name}{labels} {v}\n"));
-        }
-    };
-    metric(
+    let mut e = Exposition::new();
+    e.single(
         "hookbench_run_turns_total",
-        "counter",
+        Kind::Counter,
         "Turns completed.",
-        vec![(String::new(), c.turns as f64)],
-    );
-    metric(
+        c.turns as f64,
+    )
+    .single(
         "hookbench_run_turns_failed_total",
-        "counter",
+        Kind::Counter,
         "Turns that failed.",
-        vec![(String::new(), c.turns_failed as f64)],
-    );
-    metric(
+        c.turns_failed as f64,
+    )
+    .single(
         "hookbench_run_conversations_total",
-        "counter",
+        Kind::Counter,
         "Conversations completed.",
-        vec![(String::new(), c.conversations as f64)],
-    );
-    metric(
+        c.conversations as f64,
+    )
+    .single(
         "hookbench_run_active",
-        "gauge",
+        Kind::Gauge,
         "Users (closed) or conversations in flight (open).",
-        vec![(String::new(), p.active as f64)],
-    );
-    metric(
+        p.active as f64,
+    )
+    .single(
         "hookbench_run_sync_over_budget_total",
-        "counter",
+        Kind::Counter,
         "Sync turns over the budget.",
-        vec![(String::new(), c.over_budget as f64)],
+        c.over_budget as f64,
     );
-    let quantiles = [0.5, 0.9, 0.95, 0.99, 0.999]
-        .iter()
-        .map(|q| {
-            (
-                format!("{{quantile=\"{q}\"}}"),
-                if h.is_empty() {
-                    0.0
-                } else {
-                    h.value_at_quantile(*q) as f64 / 1e6
-                },
-            )
-        })
-        .collect();
-    metric(
+    let quantiles = ["0.5", "0.9", "0.95", "0.99", "0.999"];
+    let labels: Vec<[(&str, &str); 1]> = quantiles.iter().map(|q| [("quantile", *q)]).collect();
+    e.family(
         "hookbench_run_turn_latency_seconds",
-        "summary",
+        Kind::Summary,
         "Turn latency since the start.",
-        quantiles,
+        labels.iter().zip(quantiles).map(|(l, q)| {
+            let v = if h.is_empty() {
+                0.0
+            } else {
+                h.value_at_quantile(q.parse().unwrap_or(0.5)) as f64 / 1e6
+            };
+            (&l[..], v)
+        }),
     );
-    out
+    e.finish()
 }
 
 impl RunArgs {

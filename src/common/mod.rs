@@ -5,6 +5,7 @@ pub mod diag;
 pub mod duration;
 pub mod node;
 pub mod procfs;
+pub mod prometheus;
 
 pub use duration::{pause, pause_until, Delay, DurationSpec};
 

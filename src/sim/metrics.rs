@@ -1,7 +1,6 @@
 //! Counters the simulator exposes at `GET /metrics` (Prometheus text format). Plain atomics:
 //! no lock on the request path.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// The routes counted separately.
@@ -107,12 +106,9 @@ impl Metrics {
 
     /// The Prometheus exposition.
     pub fn render(&self, active_sessions: usize, pending_polls: usize) -> String {
-        let mut out = String::with_capacity(4096);
-        out.push_str(
-            "# HELP hookbench_sim_requests_total Requests answered, by route and status.\n",
-        );
-        out.push_str("# TYPE hookbench_sim_requests_total counter\n");
-        for (ri, (_, rname)) in ROUTES.iter().enumerate() {
+        use crate::common::prometheus::{Exposition, Kind};
+        let mut requests = Vec::new();
+        for (ri, (_, route)) in ROUTES.iter().enumerate() {
             for (si, status) in STATUSES.iter().enumerate() {
                 let v = self.requests[ri * STATUSES.len() + si].load(Relaxed);
                 if v > 0 {
@@ -121,69 +117,77 @@ impl Metrics {
                     } else {
                         status.to_string()
                     };
-                    let _ = writeln!(
-                        out,
-                        "hookbench_sim_requests_total{{route=\"{rname}\",status=\"{status}\"}} {v}"
-                    );
+                    requests.push((*route, status, v as f64));
                 }
             }
         }
-        let gauges = [
+        let labels: Vec<[(&str, &str); 2]> = requests
+            .iter()
+            .map(|(route, status, _)| [("route", *route), ("status", status.as_str())])
+            .collect();
+        let mut e = Exposition::new();
+        e.family(
+            "hookbench_sim_requests_total",
+            Kind::Counter,
+            "Requests answered, by route and status.",
+            labels
+                .iter()
+                .zip(&requests)
+                .map(|(l, (_, _, v))| (&l[..], *v)),
+        );
+        let n = |a: &AtomicU64| a.load(Relaxed) as f64;
+        for (name, kind, help, v) in [
             (
                 "hookbench_sim_active_sessions",
-                "gauge",
+                Kind::Gauge,
                 "Live conversation sessions.",
-                active_sessions as u64,
+                active_sessions as f64,
             ),
             (
                 "hookbench_sim_pending_polls",
-                "gauge",
+                Kind::Gauge,
                 "Poll batches not yet delivered.",
-                pending_polls as u64,
+                pending_polls as f64,
             ),
             (
                 "hookbench_sim_async_deliveries_total",
-                "counter",
+                Kind::Counter,
                 "Async messages POSTed to POST_URL.",
-                self.async_deliveries.load(Relaxed),
+                n(&self.async_deliveries),
             ),
             (
                 "hookbench_sim_async_retries_total",
-                "counter",
+                Kind::Counter,
                 "Async POST retries.",
-                self.async_retries.load(Relaxed),
+                n(&self.async_retries),
             ),
             (
                 "hookbench_sim_async_failures_total",
-                "counter",
+                Kind::Counter,
                 "Async messages dropped after every retry.",
-                self.async_failures.load(Relaxed),
+                n(&self.async_failures),
             ),
             (
                 "hookbench_sim_async_undeliverable_total",
-                "counter",
+                Kind::Counter,
                 "Async messages with no POST_URL.",
-                self.async_undeliverable.load(Relaxed),
+                n(&self.async_undeliverable),
             ),
             (
                 "hookbench_sim_dropped_connections_total",
-                "counter",
+                Kind::Counter,
                 "Connections closed by fault injection.",
-                self.dropped_connections.load(Relaxed),
+                n(&self.dropped_connections),
             ),
             (
                 "hookbench_sim_sync_timeouts_total",
-                "counter",
+                Kind::Counter,
                 "Sync requests answered 504.",
-                self.sync_timeouts.load(Relaxed),
+                n(&self.sync_timeouts),
             ),
-        ];
-        for (name, kind, help, v) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-            );
+        ] {
+            e.single(name, kind, help, v);
         }
-        out
+        e.finish()
     }
 }
