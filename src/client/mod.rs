@@ -1,6 +1,7 @@
 //! Talking to a Webhook channel as a client: timed HTTP exchanges and the async POST_URL
 //! receiver.
 
+pub mod error;
 pub mod http;
 pub mod pool;
 pub mod receiver;

@@ -22,7 +22,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 
-use super::http::{classify_text, TransportError, TransportKind};
+use super::error::{classify_hyper, classify_text, TransportError, TransportKind};
 
 /// Connections idle longer than this are not reused (servers close idle keep-alive
 /// connections after a while; 60 s is below the common defaults).
@@ -258,15 +258,4 @@ fn connect_error(host: &str, e: &std::io::Error) -> TransportError {
         kind,
         message: format!("cannot connect to {host}: {e}"),
     }
-}
-
-/// Classifies a hyper error (with its sources).
-pub fn classify_hyper(e: &hyper::Error, connect: bool) -> TransportError {
-    let mut t = classify_text(&super::http::chain(e), connect);
-    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
-        t.kind = TransportKind::Reset;
-    } else if e.is_timeout() {
-        t.kind = TransportKind::TimedOut;
-    }
-    t
 }

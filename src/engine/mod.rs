@@ -4,6 +4,7 @@
 pub mod assertions;
 pub mod conversation;
 pub mod load;
-pub mod reply;
+/// The reply decoder lives with the protocol; checks and the executor read its `Reply`.
+pub use crate::protocol::reply;
 pub mod results;
 pub mod suite;

@@ -8,6 +8,7 @@ pub mod common;
 pub mod error;
 pub mod ids;
 pub mod jwt;
+pub mod reply;
 pub mod template;
 pub mod urls;
 pub mod v1;

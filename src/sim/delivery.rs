@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use rand::Rng;
 
+use super::bodies::{v1_body, v2_body_at};
 use super::conversation::{Segment, Turn};
-use super::server::{v1_body, v2_body_at};
 use super::state::SimState;
 use crate::protocol::{ids, v2, Version};
 use time::OffsetDateTime;

@@ -2,6 +2,8 @@
 //! sync, polling and async, JWT, uploads, rate limits, and fault and latency injection. It is
 //! the embedded default target of every command and what the tests run against.
 
+pub mod answer;
+pub mod bodies;
 pub mod bot;
 mod bot_check;
 pub mod conversation;

@@ -6,34 +6,31 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{MatchedPath, Path, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
-use serde::Serialize;
-use serde_json::Value;
 use tower_http::cors::{Any, CorsLayer};
 
-use super::bot::{Instance, Mode, TemplateEncoding};
-use super::conversation::{Out, Segment, Turn, UserContext};
+use super::bot::{Instance, Mode};
+use super::conversation::{Segment, Turn, UserContext};
 use super::delivery;
 use super::faults::{self, Injected};
 use super::metrics::Route;
-use super::state::{Owner, PollEntry, SimState, VerifiedToken};
+use super::state::{Owner, PollEntry, SimState};
 use super::upload;
-use crate::protocol::jwt::{self, JwtError};
-use crate::protocol::template::escape_html;
-use crate::protocol::v2::{DataItem, Input};
-use crate::protocol::{ids, v1, v2, ErrorEnvelope, ErrorKind, TaskEnd, Version};
+use crate::protocol::jwt::JwtError;
+use crate::protocol::v2::Input;
+use crate::protocol::{ids, v1, v2, ErrorKind, Version};
 
 /// Marks a response whose connection must be closed without answering (fault injection).
 #[derive(Debug, Clone, Copy)]
 pub struct DropConnection;
 
-/// Header naming why a token was refused (the body always says `Invalid Access token`).
-pub const AUTH_ERROR_HEADER: &str = "x-hookbench-auth-error";
+pub use super::answer::{auth_error, authenticate, error, json, AUTH_ERROR_HEADER};
+pub use super::bodies::{v1_body, v2_body, v2_body_at, v2_item};
 
 type Shared = Arc<SimState>;
 
@@ -123,96 +120,10 @@ async fn not_found(req: Request) -> Response {
     error(v, ErrorKind::NotFound)
 }
 
-/// A JSON response.
-pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        bytes,
-    )
-        .into_response()
-}
-
-/// The error envelope for the version's routes.
-pub fn error(version: Version, kind: ErrorKind) -> Response {
-    let env = match version {
-        Version::V1 => ErrorEnvelope::v1(kind),
-        Version::V2 => ErrorEnvelope::v2(kind),
-    };
-    json(
-        StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        &env,
-    )
-}
-
-/// 401 in the version's envelope, with the reason in [`AUTH_ERROR_HEADER`].
-pub fn auth_error(version: Version, e: &JwtError) -> Response {
-    tracing::debug!(reason = %e, "token refused");
-    let mut r = error(version, ErrorKind::InvalidToken);
-    r.headers_mut()
-        .insert(AUTH_ERROR_HEADER, HeaderValue::from_static(e.code()));
-    r
-}
-
 fn dropped() -> Response {
     let mut r = StatusCode::INTERNAL_SERVER_ERROR.into_response();
     r.extensions_mut().insert(DropConnection);
     r
-}
-
-/// Checks the bearer token against the bot's apps; returns the app and the verified claims.
-pub fn authenticate(state: &SimState, headers: &HeaderMap) -> Result<VerifiedToken, JwtError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .ok_or(JwtError::Missing)?;
-    let value = value
-        .to_str()
-        .map_err(|_| JwtError::Malformed("non-ASCII header".into()))?;
-    let token = jwt::bearer_token(value)?;
-    if let Some(hit) = state.cached_token(token) {
-        let policy = &state.bot.apps[hit.app].policy;
-        jwt::check_claims(&hit.claims, policy, unix_now())?;
-        return Ok(hit);
-    }
-    let (alg, claims) = jwt::peek(token)?;
-    let app_index = claims
-        .app()
-        .and_then(|id| state.bot.apps.iter().position(|a| a.client_id == id))
-        .ok_or(JwtError::UnknownApp)?;
-    let app = &state.bot.apps[app_index];
-    let key = if alg.is_hmac() {
-        app.secret.as_ref()
-    } else {
-        app.public_key.as_ref()
-    };
-    let key = key.ok_or(JwtError::AlgorithmNotAllowed(alg))?;
-    let (_, claims) = jwt::verify_peeked(token, alg, claims, key, &app.policy)?;
-    let verified = VerifiedToken {
-        app: app_index,
-        claims: Arc::new(claims),
-    };
-    if app.policy.require_jti {
-        // Every use must be checked for replay, so these tokens are never cached.
-        let jti = verified.claims.jti.as_deref().unwrap_or_default();
-        let exp = verified.claims.exp.map(|e| e.0).unwrap_or(f64::MAX);
-        if !state.use_jti(&app.client_id, jti, exp) {
-            return Err(JwtError::Replay);
-        }
-    } else {
-        state.cache_token(token, verified.clone());
-    }
-    Ok(verified)
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// Looks up the instance a message URL names; 404 for an unknown bot or instance.
@@ -573,105 +484,4 @@ async fn poll(
         crate::common::pause_until(now + latency).await;
     }
     json(StatusCode::OK, &body)
-}
-
-fn encode_template(v: &Value, enc: TemplateEncoding) -> Value {
-    match enc {
-        TemplateEncoding::Object => v.clone(),
-        TemplateEncoding::String => Value::String(v.to_string()),
-        TemplateEncoding::Escaped => Value::String(escape_html(&v.to_string())),
-    }
-}
-
-/// One V2 data item for a bot output.
-pub fn v2_item(state: &SimState, out: &Out, created_on: &str) -> DataItem {
-    let (kind, val, event_type, description) = match out {
-        Out::Text(t) => ("text", Value::String(t.clone()), None, None),
-        Out::Template(v) => (
-            "text",
-            encode_template(v, state.bot.settings.v2_templates),
-            None,
-            None,
-        ),
-        Out::Form(f) => ("form", f.to_json(), None, None),
-        Out::Event {
-            event_type,
-            description,
-        } => (
-            "event",
-            Value::String("SESSION_CLOSURE".into()),
-            Some(event_type.to_string()),
-            Some(description.to_string()),
-        ),
-    };
-    let is_event = kind == "event";
-    DataItem {
-        kind: kind.to_string(),
-        val,
-        created_on: (!is_event).then(|| created_on.to_string()),
-        message_id: (!is_event).then(ids::message_id),
-        event_type,
-        description,
-        end_of_message: None,
-    }
-}
-
-fn last_task_end(segments: &[Segment]) -> Option<&TaskEnd> {
-    segments.iter().rev().find_map(|s| s.task_end.as_ref())
-}
-
-/// A V2 body with the messages of `segments`.
-pub fn v2_body(state: &SimState, segments: &[Segment], user: &str) -> v2::Response {
-    v2_body_at(state, segments, user, &ids::created_on_now())
-}
-
-/// A V2 body whose messages carry `created_on`.
-pub fn v2_body_at(
-    state: &SimState,
-    segments: &[Segment],
-    user: &str,
-    created_on: &str,
-) -> v2::Response {
-    let data = segments
-        .iter()
-        .flat_map(|s| s.messages.iter())
-        .map(|m| v2_item(state, m, created_on))
-        .collect();
-    let mut body = v2::Response::messages(data);
-    body.to = Some(user.to_string());
-    body.from = Some(state.bot.id.clone());
-    if let Some(end) = last_task_end(segments) {
-        body.set_task_end(end);
-    }
-    body
-}
-
-/// A V1 body: `text` is a string for one message, an array for several; forms go in `form`.
-pub fn v1_body(state: &SimState, segments: &[Segment], to: Option<&str>) -> v1::Response {
-    let mut texts = Vec::new();
-    let mut form = None;
-    for m in segments.iter().flat_map(|s| s.messages.iter()) {
-        match m {
-            Out::Text(t) => texts.push(Value::String(t.clone())),
-            Out::Template(v) => texts.push(encode_template(v, state.bot.settings.v1_templates)),
-            Out::Form(f) => form = Some(f.to_json()),
-            Out::Event { description, .. } => texts.push(Value::String(description.to_string())),
-        }
-    }
-    let text = match texts.len() {
-        0 => None,
-        1 => texts.pop(),
-        _ => Some(Value::Array(texts)),
-    };
-    let mut body = v1::Response {
-        to: to.map(str::to_string),
-        from: to.map(|_| state.bot.id.clone()),
-        text,
-        form,
-        ..Default::default()
-    };
-    if let Some(end) = last_task_end(segments) {
-        body.set_task_end(end);
-    }
-    body
 }

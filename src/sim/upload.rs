@@ -13,7 +13,7 @@ use axum::Router;
 use base64::Engine;
 use serde_json::json;
 
-use super::server::{auth_error, authenticate, error, json};
+use super::answer::{auth_error, authenticate, error, json};
 use super::state::{FileMeta, Owner, SimState, Upload, VerifiedToken};
 use crate::protocol::{ids, ErrorKind, Version};
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::metrics::{Counts, DistSummary};
-use super::verdict::Verdict;
+pub use super::verdict::{Capacity, CapacityStep, Verdict};
 
 /// Version of the load results format (`schemas/load-results.schema.json`).
 pub const LOAD_SCHEMA_VERSION: &str = "2.0";
@@ -33,26 +33,6 @@ pub struct Point {
     pub errors: u64,
     /// Target arrival rate (open model), per second.
     pub rate: Option<f64>,
-}
-
-/// One step of a capacity search.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CapacityStep {
-    /// Arrival rate (per second).
-    pub rate: f64,
-    /// Every threshold held over the step.
-    pub passed: bool,
-    /// The thresholds that broke.
-    pub broken: Vec<String>,
-}
-
-/// A capacity search's outcome.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Capacity {
-    /// The last rate that held every threshold (per second); `None` if the first step broke.
-    pub last_passing_rate: Option<f64>,
-    /// Each step.
-    pub steps: Vec<CapacityStep>,
 }
 
 /// Per step.

@@ -11,7 +11,26 @@
 use serde::{Deserialize, Serialize};
 
 use super::metrics::Counts;
-use super::report::Capacity;
+
+/// One step of a capacity search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapacityStep {
+    /// Arrival rate (per second).
+    pub rate: f64,
+    /// Every threshold held over the step.
+    pub passed: bool,
+    /// The thresholds that broke.
+    pub broken: Vec<String>,
+}
+
+/// A capacity search's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Capacity {
+    /// The last rate that held every threshold (per second); `None` if the first step broke.
+    pub last_passing_rate: Option<f64>,
+    /// Each step.
+    pub steps: Vec<CapacityStep>,
+}
 
 /// What a run's verdict means for the caller (and the exit code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,7 +204,6 @@ fn rate(r: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::load::report::CapacityStep;
 
     fn gate(passed: bool) -> Gate {
         Gate {
