@@ -2,8 +2,11 @@
 //! model (users, ramps), an open model (arrival rate, ramps, Poisson spacing, concurrency cap)
 //! or a capacity search, with metrics merged once a second and thresholds that gate the run.
 
+mod aggregate;
+mod build;
 pub mod metrics;
 pub mod report;
+mod schedule;
 pub mod thresholds;
 pub mod verdict;
 
@@ -11,17 +14,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rand::Rng;
 use tokio::sync::Notify;
-use tokio::task::JoinSet;
 
 use super::conversation::{Conversation, Target, UserState};
 use super::results::{Failure, StepResult, StepStatus};
-use crate::common::procfs;
 use crate::scenario::{Action, Load, LoadModel, Mode, Scenario, Stage};
-use metrics::{hist, record, summarise, FailureKey, Sample, Shards};
-use report::{Capacity, CapacityStep, Generator, LoadReport, Point, StepReport};
-use verdict::GateOrigin;
+use metrics::{record, FailureKey, Sample, Shards};
+use report::{Capacity, LoadReport, Point};
 
 /// Asks a run to stop gracefully (Ctrl-C).
 #[derive(Debug, Default)]
@@ -339,16 +338,6 @@ pub fn describe(load: &Load) -> String {
     }
 }
 
-struct Aggregate {
-    total: Sample,
-    interval: Sample,
-    window: Sample,
-    series: Vec<Point>,
-    capacity: Vec<CapacityStep>,
-    aborted: Option<String>,
-    lag: hdrhistogram::Histogram<u64>,
-}
-
 fn rate_at(model: &LoadModel, t: Duration) -> Option<f64> {
     match model {
         LoadModel::Open { rate, stages, .. } => Some(ramp(*rate, stages, t)),
@@ -367,18 +356,17 @@ fn rate_at(model: &LoadModel, t: Duration) -> Option<f64> {
 }
 
 /// Runs the load until its duration or iteration count, a stop request, or a broken abort
-/// threshold; then lets conversations in flight finish within the grace period.
+/// threshold; then lets conversations in flight finish within the grace period. The parts:
+/// the scheduler starts users ([`schedule`]), the aggregator merges their metrics once a
+/// second ([`aggregate`]), and the report is built from what they left ([`build`]).
 pub async fn run(
     scenario: Arc<Scenario>,
     target: Arc<Target>,
     load: Load,
     stop: Arc<StopSignal>,
-    mut on_tick: impl FnMut(&Point, &Sample) + Send + 'static,
+    on_tick: impl FnMut(&Point, &Sample) + Send + 'static,
 ) -> LoadReport {
-    let started_at = crate::protocol::ids::created_on_now();
-    let cpu_before = procfs::process_cpu_seconds();
-    let sim_before = procfs::threads_cpu_seconds(crate::sim::SIM_THREAD_NAME);
-    let waits_before = target.http.connection_waits();
+    let before = build::Before::now(&target);
     let steps = scenario.steps.len();
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -396,350 +384,53 @@ pub async fn run(
         unmatched_seen: AtomicU64::new(target.receiver.as_ref().map_or(0, |r| r.unmatched())),
     });
     let duration = load.duration.unwrap_or_else(|| default_duration(&load));
-    // What the run answers to: the scenario's thresholds, else the default gate (if on).
-    let (gates, origin) = if !scenario.thresholds.is_empty() {
-        (scenario.thresholds.clone(), GateOrigin::Threshold)
-    } else if load.default_gate {
-        (
-            crate::scenario::threshold::default_gate(),
-            GateOrigin::Default,
-        )
-    } else {
-        (Vec::new(), GateOrigin::Default)
-    };
+    let gates = aggregate::Gates::of(&scenario, &load);
     let start = Instant::now();
-    let agg = Arc::new(Mutex::new(Aggregate {
-        total: Sample::new(steps),
-        interval: Sample::new(steps),
-        window: Sample::new(steps),
-        series: Vec::new(),
-        capacity: Vec::new(),
-        aborted: None,
-        lag: hist(),
-    }));
-
-    // The aggregator: merges the shards once a second, keeps the time series, checks abort
-    // thresholds and drives the capacity search.
-    let ticker = {
-        let (ctl, agg, model, stop) = (ctl.clone(), agg.clone(), load.model.clone(), stop.clone());
-        let thresholds = gates.clone();
-        let labels: Vec<String> = scenario.steps.iter().map(|s| s.label.to_string()).collect();
-        tokio::spawn(async move {
-            let mut next = Instant::now() + Duration::from_secs(1);
-            let mut window_start = Duration::ZERO;
-            loop {
-                tokio::time::sleep_until(next.into()).await;
-                let late = Instant::now().saturating_duration_since(next);
-                next += Duration::from_secs(1);
-                let t = start.elapsed();
-                let mut a = agg.lock().unwrap_or_else(|p| p.into_inner());
-                record(&mut a.lag, late);
-                let Aggregate {
-                    total,
-                    interval,
-                    window,
-                    series,
-                    capacity,
-                    aborted,
-                    ..
-                } = &mut *a;
-                ctl.collect(interval);
-                let point = ctl.point(&model, interval, t.as_secs_f64().round(), 1.0);
-                total.add(interval);
-                window.add(interval);
-                interval.reset();
-                on_tick(&point, total);
-                series.push(point);
-                for th in thresholds.iter().filter(|th| th.abort) {
-                    let r = thresholds::evaluate(th, origin, total, t, &labels);
-                    if !r.passed && aborted.is_none() {
-                        *aborted =
-                            Some(format!("threshold broke: {} (actual {})", r.expr, r.actual));
-                        stop.stop();
-                    }
-                }
-                if let LoadModel::Capacity { every, .. } = &model {
-                    if t >= window_start + *every {
-                        let rate = rate_at(&model, window_start).unwrap_or(0.0);
-                        let broken: Vec<String> = thresholds
-                            .iter()
-                            .map(|th| {
-                                thresholds::evaluate(th, origin, window, t - window_start, &labels)
-                            })
-                            .filter(|r| !r.passed)
-                            .map(|r| format!("{} (actual {})", r.expr, r.actual))
-                            .collect();
-                        capacity.push(CapacityStep {
-                            rate,
-                            passed: broken.is_empty(),
-                            broken: broken.clone(),
-                        });
-                        window.reset();
-                        window_start = t;
-                        if !broken.is_empty() {
-                            *aborted = Some(format!(
-                                "capacity found: {rate}/s broke {}",
-                                broken.join(", ")
-                            ));
-                            ctl.stop_starting.store(true, Relaxed);
-                            stop.stop();
-                        }
-                    }
-                }
-            }
-        })
-    };
-
-    let mut tasks = JoinSet::new();
-    let per_user = load.connection_per_user;
-    match &load.model {
-        LoadModel::Closed { users, stages } => {
-            let mut spawned = 0u64;
-            loop {
-                let t = start.elapsed();
-                if t >= duration || stop.is_stopped() || ctl.stop_starting.load(Relaxed) {
-                    break;
-                }
-                let desired = ramp(*users as f64, stages, t).round().max(0.0) as u64;
-                ctl.allowed_users.store(desired, Relaxed);
-                while spawned < desired {
-                    spawned += 1;
-                    let (ctl, vu) = (ctl.clone(), spawned);
-                    let own = per_user.then(|| Target {
-                        http: ctl.target.http.fresh(),
-                        ..(*ctl.target).clone()
-                    });
-                    tasks.spawn(async move {
-                        let mut carry = UserState::default();
-                        loop {
-                            if vu > ctl.allowed_users.load(Relaxed) {
-                                if ctl.stop_starting.load(Relaxed) || ctl.stop.is_stopped() {
-                                    break;
-                                }
-                                tokio::time::sleep(Duration::from_millis(100)).await;
-                                continue;
-                            }
-                            let Some(n) = ctl.claim() else { break };
-                            ctl.conversation(vu, n, None, own.as_ref(), &mut carry)
-                                .await;
-                        }
-                    });
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(50)) => {}
-                    () = stop.wait() => {}
-                }
-            }
-        }
-        LoadModel::Open {
-            poisson,
-            max_concurrency,
-            ..
-        }
-        | LoadModel::Capacity {
-            poisson,
-            max_concurrency,
-            ..
-        } => {
-            // `next` is the intended start of the next conversation: the first at the start,
-            // each later one a gap (1/rate, or exponential) after the one before.
-            let end = start + duration;
-            let mut next = start;
-            loop {
-                if stop.is_stopped() || ctl.stop_starting.load(Relaxed) {
-                    break;
-                }
-                if next >= end {
-                    // No start left in the run: it still lasts its duration.
-                    tokio::select! {
-                        () = tokio::time::sleep_until(end.into()) => {}
-                        () = stop.wait() => {}
-                    }
-                    break;
-                }
-                let now = Instant::now();
-                if next > now {
-                    tokio::select! {
-                        () = tokio::time::sleep_until(next.into()) => {}
-                        () = stop.wait() => break,
-                    }
-                }
-                let rate = rate_at(&load.model, next - start).unwrap_or(0.0);
-                if rate <= 0.0 {
-                    next = next.max(now) + Duration::from_millis(20);
-                    continue;
-                }
-                let intended = next;
-                let gap = if *poisson {
-                    -rand::rng().random_range(f64::EPSILON..1.0f64).ln() / rate
-                } else {
-                    1.0 / rate
-                };
-                // A gap past the end (a slow rate) ends the starts at the end.
-                next += Duration::from_secs_f64(gap.min(duration.as_secs_f64()));
-                if max_concurrency.is_some_and(|m| ctl.active.load(Relaxed) >= m) {
-                    ctl.shards.with(|s| s.counts.dropped_starts += 1);
-                    continue;
-                }
-                let Some(n) = ctl.claim() else { break };
-                let ctl2 = ctl.clone();
-                let own = per_user.then(|| Target {
-                    http: ctl.target.http.fresh(),
-                    ..(*ctl.target).clone()
-                });
-                tasks.spawn(async move {
-                    let mut carry = UserState::default();
-                    ctl2.conversation(n + 1, n, Some(intended), own.as_ref(), &mut carry)
-                        .await
-                });
-            }
-        }
-    }
-    ctl.stop_starting.store(true, Relaxed);
-    let grace = load.grace;
-    let drained =
-        tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
-    if drained.is_err() {
-        let cut = ctl.active.load(Relaxed);
-        tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
-        ctl.shards
-            .with(|s| s.counts.conversations_interrupted += cut);
-    }
+    let agg = Arc::new(Mutex::new(aggregate::Aggregate::new(steps)));
+    let ticker = aggregate::spawn(
+        ctl.clone(),
+        agg.clone(),
+        load.model.clone(),
+        gates.clone(),
+        start,
+        on_tick,
+    );
+    let tasks = schedule::start_users(&ctl, &load, start, duration).await;
+    schedule::drain(tasks, &ctl, load.grace).await;
     ticker.abort();
     let elapsed = start.elapsed();
     let mut a = agg.lock().unwrap_or_else(|p| p.into_inner());
-    let Aggregate {
-        total,
-        interval,
-        series,
-        capacity,
-        aborted,
-        lag,
-        ..
-    } = &mut *a;
-    ctl.collect(interval);
-    // The last, partial second (a run rarely ends on a tick): its own point, as a rate.
-    let last_tick = series.last().map_or(0.0, |p| p.t);
-    let span = elapsed.as_secs_f64() - last_tick;
-    if span >= 0.1 && (interval.counts.turns > 0 || interval.counts.conversations > 0) {
-        let t = (elapsed.as_secs_f64() * 10.0).round() / 10.0;
-        series.push(ctl.point(&load.model, interval, t, span));
-    }
-    total.add(interval);
-    let interrupted = stop.is_stopped() && aborted.is_none();
+    a.close(&ctl, &load.model, elapsed);
+    let interrupted = stop.is_stopped() && a.aborted.is_none();
     if interrupted {
-        *aborted = Some("stopped by request (Ctrl-C)".into());
+        a.aborted = Some("stopped by request (Ctrl-C)".into());
     }
-    let labels: Vec<String> = scenario.steps.iter().map(|s| s.label.to_string()).collect();
-    let measured = gates
-        .iter()
-        .map(|th| thresholds::evaluate(th, origin, total, elapsed, &labels))
-        .collect();
     let capacity = matches!(load.model, LoadModel::Capacity { .. }).then(|| Capacity {
-        last_passing_rate: capacity
+        last_passing_rate: a
+            .capacity
             .iter()
             .take_while(|s| s.passed)
             .last()
             .map(|s| s.rate),
-        steps: capacity.clone(),
+        steps: a.capacity.clone(),
     });
     let verdict = verdict::decide(verdict::Inputs {
-        gates: measured,
-        counts: &total.counts,
+        gates: gates.measure(&a.total, elapsed),
+        counts: &a.total.counts,
         capacity: capacity.as_ref(),
         interrupted,
     });
-    let d = &total.dists;
-    let mut distributions = std::collections::BTreeMap::new();
-    for (name, h, scale) in [
-        ("turn", &d.turn, 1000.0),
-        ("conversation", &d.conversation, 1000.0),
-        ("conversation_intended", &d.conversation_intended, 1000.0),
-        ("poll_convergence", &d.poll_convergence, 1000.0),
-        ("polls", &d.polls, 1.0),
-        ("async_delivery", &d.async_delivery, 1000.0),
-        ("start_lag", &d.start_lag, 1000.0),
-    ] {
-        distributions.insert(name.to_string(), summarise(h, scale));
-    }
-    let step_reports = scenario
-        .steps
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| !matches!(s.action, Action::Think(_)))
-        .map(|(i, s)| StepReport {
-            label: s.label.to_string(),
-            count: total.counts.step_runs.get(i).map(|r| r.0).unwrap_or(0),
-            failed: total.counts.step_runs.get(i).map(|r| r.1).unwrap_or(0),
-            latency: summarise(&d.steps[i], 1000.0),
-        })
-        .collect();
-    // An embedded simulator runs on threads of its own: its share is not the generator's.
-    let sim_cpu = (procfs::threads_cpu_seconds(crate::sim::SIM_THREAD_NAME) - sim_before).max(0.0);
-    let cpu = (procfs::process_cpu_seconds() - cpu_before - sim_cpu).max(0.0);
-    let lag_summary = summarise(lag, 1000.0);
-    let mut warnings = Vec::new();
-    if lag_summary.p99 > 50.0 {
-        warnings.push(format!("the generator's scheduler ran late (p99 {:.0} ms): the load generator, not the target, may be the bottleneck", lag_summary.p99));
-    }
-    let late = total.counts.late_starts as f64 / total.counts.conversations.max(1) as f64;
-    if matches!(
-        load.model,
-        LoadModel::Open { .. } | LoadModel::Capacity { .. }
-    ) && late > 0.01
-    {
-        warnings.push(format!("{:.1}% of conversations started more than 10 ms late: the generator could not keep the arrival rate", late * 100.0));
-    }
-    if cpu / elapsed.as_secs_f64().max(1e-9) > 0.9 * threads as f64 {
-        warnings.push(format!(
-            "the generator used {:.0}% of {threads} cores: results may be limited by the generator",
-            100.0 * cpu / elapsed.as_secs_f64() / threads as f64
-        ));
-    }
-    let waits = target.http.connection_waits() - waits_before;
-    if waits > 0 {
-        let why = match load.max_connections {
-            Some(_) => "set by max_connections (--max-connections); raise it for more",
-            None => "it follows the file-descriptor limit; raise `ulimit -n` for more",
-        };
-        warnings.push(format!(
-            "{} waited for a free connection: the generator's pool was at its cap of {} open connections ({why})",
-            crate::common::count(waits, "request", "requests"),
-            target.http.connection_limit()
-        ));
-    }
-    LoadReport {
-        schema_version: report::LOAD_SCHEMA_VERSION.into(),
-        kind: "load".into(),
-        tool: format!("hookbench {}", env!("CARGO_PKG_VERSION")),
-        scenario: scenario.name.clone(),
-        file: scenario.file.display().to_string(),
-        target: target.message_url().to_string(),
-        workload: describe(&load),
-        started_at,
-        duration_s: elapsed.as_secs_f64(),
-        budget_ms: target.timeout.as_secs_f64() * 1000.0,
-        aborted: aborted.clone(),
-        counts: {
-            let mut c = total.counts.clone();
-            c.settle_failures();
-            c
-        },
-        distributions,
-        steps: step_reports,
-        verdict,
+    build::report(build::Parts {
+        scenario: &scenario,
+        target: &target,
+        load: &load,
+        before,
+        elapsed,
+        threads,
+        agg: &a,
         capacity,
-        timeseries: series.clone(),
-        generator: Generator {
-            cpu_seconds: cpu,
-            simulator_cpu_seconds: (sim_cpu > 0.0).then_some(sim_cpu),
-            cpu_us_per_turn: cpu * 1e6 / total.counts.turns.max(1) as f64,
-            scheduler_lag: Some(lag_summary),
-            max_rss_mib: procfs::max_rss_mib(),
-            warnings,
-        },
-    }
+        verdict,
+    })
 }
 
 fn stage_count(n: usize) -> String {
