@@ -11,6 +11,7 @@ pub mod cli;
 pub mod client;
 pub mod common;
 pub mod engine;
+pub mod error;
 pub mod protocol;
 pub mod reports;
 pub mod scenario;

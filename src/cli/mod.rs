@@ -10,29 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Exit codes, as documented in the README.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// Everything passed.
-    Ok = 0,
-    /// An assertion or threshold failed.
-    Failed = 1,
-    /// Invalid input or usage.
-    Usage = 2,
-    /// The target could not be reached.
-    Unreachable = 3,
-}
-
-impl From<crate::engine::load::verdict::Outcome> for Exit {
-    fn from(o: crate::engine::load::verdict::Outcome) -> Self {
-        use crate::engine::load::verdict::Outcome;
-        match o {
-            Outcome::Passed => Exit::Ok,
-            Outcome::Failed => Exit::Failed,
-            Outcome::Unreachable => Exit::Unreachable,
-        }
-    }
-}
+pub use crate::error::Exit;
 
 impl From<Exit> for ExitCode {
     fn from(e: Exit) -> Self {

@@ -10,6 +10,7 @@ use clap::Args;
 use super::Exit;
 use crate::engine::load::{self, report::LoadReport, StopSignal};
 use crate::engine::suite::Environment;
+use crate::error::Error;
 use crate::reports::{html, junit, terminal};
 
 /// Arguments of `hookbench run`.
@@ -408,15 +409,17 @@ pub async fn run(args: RunArgs) -> Exit {
     Exit::from(report.verdict.outcome)
 }
 
-fn write_outputs(report: &LoadReport, dir: &std::path::Path) -> Result<(), String> {
-    let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
-    std::fs::write(dir.join("results.json"), json)
-        .map_err(|e| format!("cannot write results.json: {e}"))?;
-    std::fs::write(dir.join("junit.xml"), junit::gates(report))
-        .map_err(|e| format!("cannot write junit.xml: {e}"))?;
-    let page = html::render(report)?;
-    std::fs::write(dir.join("report.html"), page)
-        .map_err(|e| format!("cannot write report.html: {e}"))
+fn write_outputs(report: &LoadReport, dir: &std::path::Path) -> Result<(), Error> {
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|source| Error::Write { path, source })
+    };
+    write(
+        "results.json",
+        serde_json::to_string_pretty(report).unwrap_or_default(),
+    )?;
+    write("junit.xml", junit::gates(report))?;
+    write("report.html", html::render(report)?)
 }
 
 /// Arguments of `hookbench report`.
@@ -442,17 +445,18 @@ pub fn report(args: ReportArgs) -> Exit {
     let out = args
         .out
         .unwrap_or_else(|| args.results.with_file_name("report.html"));
-    match html::render(&report)
-        .and_then(|page| std::fs::write(&out, page).map_err(|e| e.to_string()))
-    {
+    let written = html::render(&report).map_err(Error::from).and_then(|page| {
+        std::fs::write(&out, page).map_err(|source| Error::Write {
+            path: out.clone(),
+            source,
+        })
+    });
+    match written {
         Ok(()) => {
             println!("{}", out.display());
             Exit::Ok
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Exit::Usage
-        }
+        Err(e) => crate::error::fail(&e),
     }
 }
 
@@ -474,14 +478,16 @@ pub struct CompareArgs {
     pub throughput_tolerance: f64,
 }
 
-fn parse_percent(s: &str) -> Result<f64, String> {
+fn parse_percent(s: &str) -> Result<f64, Error> {
     let v = s
         .trim_end_matches('%')
         .trim()
         .parse::<f64>()
-        .map_err(|_| format!("`{s}` is not a percentage"))?;
+        .map_err(|_| Error::Invalid(format!("`{s}` is not a percentage")))?;
     if !v.is_finite() || v < 0.0 {
-        return Err(format!("`{s}`: a tolerance is a percentage of at least 0%"));
+        return Err(Error::Invalid(format!(
+            "`{s}`: a tolerance is a percentage of at least 0%"
+        )));
     }
     Ok(v / 100.0)
 }
@@ -489,26 +495,30 @@ fn parse_percent(s: &str) -> Result<f64, String> {
 /// The largest results file `report` and `compare` read (a results file is a few MiB).
 const MAX_RESULTS_BYTES: u64 = 256 * 1024 * 1024;
 
-fn read_results(path: &std::path::Path) -> Result<LoadReport, String> {
-    let text = crate::common::read_limited(path, MAX_RESULTS_BYTES)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let report: LoadReport = serde_json::from_str(&text)
-        .map_err(|e| format!("{} is not hookbench load results: {e}", path.display()))?;
+fn read_results(path: &std::path::Path) -> Result<LoadReport, Error> {
+    let text =
+        crate::common::read_limited(path, MAX_RESULTS_BYTES).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let not = |reason: String| Error::NotResults {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let report: LoadReport = serde_json::from_str(&text).map_err(|e| not(e.to_string()))?;
     let major = load::report::LOAD_SCHEMA_VERSION.split('.').next();
     if report.schema_version.split('.').next() != major {
-        return Err(format!(
-            "{} has results format {}; this hookbench reads {}.x",
-            path.display(),
+        return Err(not(format!(
+            "results format {}; this hookbench reads {}.x",
             report.schema_version,
             major.unwrap_or_default()
-        ));
+        )));
     }
     if !(report.duration_s.is_finite() && report.duration_s > 0.0) {
-        return Err(format!(
-            "{}: duration_s is {}, not a run's length",
-            path.display(),
+        return Err(not(format!(
+            "duration_s is {}, not a run's length",
             report.duration_s
-        ));
+        )));
     }
     Ok(report)
 }

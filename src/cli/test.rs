@@ -255,11 +255,9 @@ pub async fn replay(args: ReplayArgs) -> Exit {
     }
 }
 
-fn check_target(t: &super::TargetArgs) -> Result<(), String> {
+fn check_target(t: &super::TargetArgs) -> Result<(), crate::protocol::urls::UrlError> {
     match &t.target {
-        Some(url) => crate::protocol::WebhookUrl::parse(url)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
+        Some(url) => crate::protocol::WebhookUrl::parse(url).map(|_| ()),
         None => Ok(()),
     }
 }

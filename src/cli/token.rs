@@ -51,9 +51,10 @@ pub struct TokenArgs {
     pub jti: bool,
 }
 
-fn parse_alg(s: &str) -> Result<Alg, String> {
-    Alg::parse(&s.to_ascii_uppercase())
-        .ok_or_else(|| format!("`{s}` is not one of HS256, HS512, RS256, RS512"))
+fn parse_alg(s: &str) -> Result<Alg, crate::error::Error> {
+    Alg::parse(&s.to_ascii_uppercase()).ok_or_else(|| {
+        crate::error::Error::Invalid(format!("`{s}` is not one of HS256, HS512, RS256, RS512"))
+    })
 }
 
 /// Prints one token.

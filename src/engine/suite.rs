@@ -14,6 +14,54 @@ use crate::protocol::{Version, WebhookUrl};
 use crate::scenario::{Mode, Scenario, Secret};
 use crate::sim::{RunningSim, SimConfig};
 
+/// Why a scenario's target could not be set up (exit code 2: the input or the machine, not
+/// the target, is at fault).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// An external target and no credentials.
+    #[error("no credentials: give the scenario an `auth:` section, or --client-id/--client-secret (HOOKBENCH_CLIENT_ID/HOOKBENCH_CLIENT_SECRET)")]
+    NoCredentials,
+    /// A client id but no secret.
+    #[error("no client secret: give --client-secret or HOOKBENCH_CLIENT_SECRET")]
+    NoSecret,
+    /// `auth:` lacks what its algorithm needs.
+    #[error("auth needs `{0}`")]
+    AuthIncomplete(&'static str),
+    /// The target URL is not a webhook URL.
+    #[error(transparent)]
+    Url(#[from] crate::protocol::urls::UrlError),
+    /// A key or secret that cannot sign.
+    #[error("cannot sign tokens: {0}")]
+    Key(#[from] crate::protocol::jwt::JwtError),
+    /// A key file that cannot be read.
+    #[error("cannot read {path}: {source}")]
+    KeyFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The embedded simulator or a POST_URL receiver could not start.
+    #[error("cannot start {what}: {source}")]
+    Start {
+        /// What.
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The embedded simulator has no such instance.
+    #[error("the embedded simulator has no instance `{id}` (instances: {known})")]
+    UnknownInstance {
+        /// The instance asked for.
+        id: String,
+        /// Those it has.
+        known: String,
+    },
+    /// The message URL does not parse.
+    #[error("{0}")]
+    MessageUrl(String),
+}
+
 /// Where scenarios without their own `target.url` go, and default credentials.
 #[derive(Debug, Clone, Default)]
 pub struct TestOptions {
@@ -51,12 +99,16 @@ impl Environment {
     }
 
     /// Starts (once) the embedded simulator with its receiver wired as POST_URL.
-    async fn embedded(&mut self) -> Result<(&RunningSim, Receiver), String> {
+    async fn embedded(&mut self) -> Result<(&RunningSim, Receiver), SetupError> {
         if self.sim.is_none() {
             let localhost = SocketAddr::from(([127, 0, 0, 1], 0));
-            let receiver = Receiver::start(localhost, None)
-                .await
-                .map_err(|e| format!("cannot start the async receiver: {e}"))?;
+            let receiver =
+                Receiver::start(localhost, None)
+                    .await
+                    .map_err(|source| SetupError::Start {
+                        what: "the async receiver".into(),
+                        source,
+                    })?;
             let mut config = match self.bot.take() {
                 Some(bot) => SimConfig::new(bot),
                 None => SimConfig::demo(),
@@ -65,7 +117,10 @@ impl Environment {
             config.grace = Duration::from_millis(200);
             let sim = RunningSim::start_isolated(config, localhost)
                 .await
-                .map_err(|e| format!("cannot start the embedded simulator: {e}"))?;
+                .map_err(|source| SetupError::Start {
+                    what: "the embedded simulator".into(),
+                    source,
+                })?;
             self.sim = Some(sim);
             self.embedded_receiver = Some(receiver);
         }
@@ -79,14 +134,17 @@ impl Environment {
         &mut self,
         listen: SocketAddr,
         public_url: Option<&str>,
-    ) -> Result<Receiver, String> {
+    ) -> Result<Receiver, SetupError> {
         let key = (listen, public_url.map(str::to_string));
         if let Some(r) = self.receivers.get(&key) {
             return Ok(r.clone());
         }
         let r = Receiver::start(listen, public_url)
             .await
-            .map_err(|e| format!("cannot start the async receiver on {listen}: {e}"))?;
+            .map_err(|source| SetupError::Start {
+                what: format!("the async receiver on {listen}"),
+                source,
+            })?;
         tracing::info!(url = %r.url, listen = %r.addr, "async receiver listening");
         self.receivers.insert(key, r.clone());
         Ok(r)
@@ -112,18 +170,22 @@ impl Environment {
     }
 
     /// Resolves a scenario's target.
-    pub async fn resolve(&mut self, s: &Scenario, opts: &TestOptions) -> Result<Target, String> {
+    pub async fn resolve(
+        &mut self,
+        s: &Scenario,
+        opts: &TestOptions,
+    ) -> Result<Target, SetupError> {
         let t = &s.target;
         let url = t.url.clone().or_else(|| opts.target.clone());
         let http = self.http.clone();
         let (parsed, creds, mode, receiver) = match url {
             Some(url) => {
-                let parsed = WebhookUrl::parse(&url).map_err(|e| e.to_string())?;
+                let parsed = WebhookUrl::parse(&url)?;
                 let creds = match &s.auth {
                     Some(a) => Creds::from_auth(a)?,
                     None => Creds::hs(
-                        opts.client_id.clone().ok_or("no credentials: give the scenario an `auth:` section, or --client-id/--client-secret (HOOKBENCH_CLIENT_ID/HOOKBENCH_CLIENT_SECRET)")?,
-                        opts.client_secret.clone().ok_or("no client secret: give --client-secret or HOOKBENCH_CLIENT_SECRET")?.0,
+                        opts.client_id.clone().ok_or(SetupError::NoCredentials)?,
+                        opts.client_secret.clone().ok_or(SetupError::NoSecret)?.0,
                     )?,
                 };
                 let mode = t.mode.unwrap_or(Mode::Sync);
@@ -147,10 +209,10 @@ impl Environment {
                         .iter()
                         .map(|i| i.id.as_str())
                         .collect();
-                    return Err(format!(
-                        "the embedded simulator has no instance `{instance_id}` (instances: {})",
-                        known.join(", ")
-                    ));
+                    return Err(SetupError::UnknownInstance {
+                        id: instance_id,
+                        known: known.join(", "),
+                    });
                 };
                 let mode = t.mode.unwrap_or(match inst.mode {
                     crate::sim::Mode::Sync => Mode::Sync,
@@ -158,8 +220,7 @@ impl Environment {
                 });
                 let info = sim.info();
                 let parsed =
-                    WebhookUrl::parse(&sim.url(t.version.unwrap_or(Version::V2), &instance_id))
-                        .map_err(|e| e.to_string())?;
+                    WebhookUrl::parse(&sim.url(t.version.unwrap_or(Version::V2), &instance_id))?;
                 let creds = match &s.auth {
                     Some(a) => Creds::from_auth(a)?,
                     None => Creds::hs(info.client_id, info.client_secret.unwrap_or_default())?,
@@ -174,7 +235,7 @@ impl Environment {
             .or_else(|| t.instance.clone().filter(|i| i != "default"));
         let message_url =
             crate::client::Url::parse(&parsed.endpoints.message(version, instance.as_deref()))
-                .map_err(|e| e.message)?;
+                .map_err(|e| SetupError::MessageUrl(e.message))?;
         Ok(Target {
             message_url,
             version,
@@ -201,10 +262,9 @@ struct Creds {
 }
 
 impl Creds {
-    fn hs(client_id: String, secret: String) -> Result<Creds, String> {
+    fn hs(client_id: String, secret: String) -> Result<Creds, SetupError> {
         Ok(Creds {
-            signer: Signer::hmac(Alg::HS256, secret.as_bytes())
-                .map_err(|e| format!("client secret: {e}"))?,
+            signer: Signer::hmac(Alg::HS256, secret.as_bytes())?,
             claims: ClaimsTemplate {
                 client_id,
                 app_claim: AppClaim::AppId,
@@ -217,20 +277,25 @@ impl Creds {
         })
     }
 
-    fn from_auth(a: &crate::scenario::Auth) -> Result<Creds, String> {
+    fn from_auth(a: &crate::scenario::Auth) -> Result<Creds, SetupError> {
         let signer = if a.algorithm.is_hmac() {
-            let secret = a.client_secret.as_ref().ok_or("auth needs client_secret")?;
+            let secret = a
+                .client_secret
+                .as_ref()
+                .ok_or(SetupError::AuthIncomplete("client_secret"))?;
             Signer::hmac(a.algorithm, secret.0.as_bytes())
         } else {
             let path = a
                 .private_key_file
                 .as_ref()
-                .ok_or("auth needs private_key_file")?;
+                .ok_or(SetupError::AuthIncomplete("private_key_file"))?;
             let pem = crate::common::read_bytes_limited(path, crate::common::MAX_KEY_BYTES)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                .map_err(|source| SetupError::KeyFile {
+                    path: path.clone(),
+                    source,
+                })?;
             Signer::rsa_pem(a.algorithm, &pem)
-        }
-        .map_err(|e| e.to_string())?;
+        }?;
         Ok(Creds {
             signer,
             claims: ClaimsTemplate {
@@ -329,7 +394,7 @@ pub async fn replay(s: &Scenario, row: Option<usize>, opts: &TestOptions) -> Sce
     let mut env = Environment::default();
     let r = match env.resolve(s, opts).await {
         Ok(target) => run_row(s, &target, row).await,
-        Err(e) => setup_failed(s, row, e),
+        Err(e) => setup_failed(s, row, e.to_string()),
     };
     env.shutdown().await;
     r
@@ -380,7 +445,7 @@ pub async fn run_jobs(
                     set_reproducer(&mut r, s, row, opts);
                     r
                 }
-                Err(e) => setup_failed(s, None, e.clone()),
+                Err(e) => setup_failed(s, None, e.to_string()),
             }
         });
     let mut results = Vec::new();

@@ -207,6 +207,11 @@ fn v1_messages(text: &Value) -> Vec<&Value> {
     }
 }
 
+/// Why a body is not the JSON object the protocol says.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DecodeError(pub String);
+
 /// At most 120 characters of `s`, marked when cut.
 pub fn short(s: &str) -> String {
     if s.chars().count() > 120 {
@@ -219,7 +224,7 @@ pub fn short(s: &str) -> String {
 impl Body {
     /// Reads a 200 answer: whole when `trees`, else lean (a body the lean reader does not take
     /// is read whole). The error is why it is not a JSON object.
-    pub fn parse(bytes: &[u8], version: Version, trees: bool) -> Result<Body, String> {
+    pub fn parse(bytes: &[u8], version: Version, trees: bool) -> Result<Body, DecodeError> {
         if !trees {
             if let Some(l) = Lean::read(bytes, version) {
                 return Ok(Body::Lean(l));
@@ -227,11 +232,14 @@ impl Body {
         }
         match serde_json::from_slice::<Value>(bytes) {
             Ok(v) if v.is_object() => Ok(Body::Tree(v)),
-            Ok(other) => Err(format!(
+            Ok(other) => Err(DecodeError(format!(
                 "expected a JSON object, got {}",
                 short(&other.to_string())
-            )),
-            Err(e) => Err(format!("{e} in {}", short(&String::from_utf8_lossy(bytes)))),
+            ))),
+            Err(e) => Err(DecodeError(format!(
+                "{e} in {}",
+                short(&String::from_utf8_lossy(bytes))
+            ))),
         }
     }
 
@@ -467,9 +475,9 @@ mod tests {
         let b = Body::parse(dup, Version::V2, false).unwrap();
         assert!(matches!(b, Body::Tree(_)));
         let e = Body::parse(b"[1, 2]", Version::V2, false).unwrap_err();
-        assert!(e.starts_with("expected a JSON object, got [1,2]"), "{e}");
+        assert!(e.0.starts_with("expected a JSON object, got [1,2]"), "{e}");
         let e = Body::parse(b"<html>", Version::V2, false).unwrap_err();
-        assert!(e.contains("in <html>"), "{e}");
+        assert!(e.0.contains("in <html>"), "{e}");
     }
 
     #[test]

@@ -54,7 +54,7 @@ fn latency_curve(report: &LoadReport) -> String {
 }
 
 /// Renders the report.
-pub fn render(report: &LoadReport) -> Result<String, String> {
+pub fn render(report: &LoadReport) -> Result<String, minijinja::Error> {
     let ts = &report.timeseries;
     let pct = line(
         &[
@@ -133,9 +133,8 @@ pub fn render(report: &LoadReport) -> Result<String, String> {
         None => r#"<p class="empty">no polled turns</p>"#.into(),
     };
     let mut env = Environment::new();
-    env.add_template("load.html", TEMPLATE)
-        .map_err(|e| e.to_string())?;
-    let tmpl = env.get_template("load.html").map_err(|e| e.to_string())?;
+    env.add_template("load.html", TEMPLATE)?;
+    let tmpl = env.get_template("load.html")?;
     let passed = report.passed();
     tmpl.render(context! {
         r => Value::from_serialize(report),
@@ -148,5 +147,4 @@ pub fn render(report: &LoadReport) -> Result<String, String> {
         chart_poll => Value::from_safe_string(poll_chart),
         chart_distribution => Value::from_safe_string(latency_curve(report)),
     })
-    .map_err(|e| e.to_string())
 }

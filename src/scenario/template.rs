@@ -14,9 +14,14 @@ enum Part {
     Var(String),
 }
 
+/// Why a text is not a template.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TemplateError(pub String);
+
 impl Template {
     /// Compiles `text`; `{{ name }}` (spaces allowed) is a variable, everything else literal.
-    pub fn parse(text: &str) -> Result<Template, String> {
+    pub fn parse(text: &str) -> Result<Template, TemplateError> {
         let mut parts = Vec::new();
         let mut rest = text;
         while let Some(open) = rest.find("{{") {
@@ -26,16 +31,16 @@ impl Template {
             let after = &rest[open + 2..];
             let close = after
                 .find("}}")
-                .ok_or_else(|| format!("unclosed `{{{{` in `{text}`"))?;
+                .ok_or_else(|| TemplateError(format!("unclosed `{{{{` in `{text}`")))?;
             let name = after[..close].trim();
             if name.is_empty()
                 || !name
                     .chars()
                     .all(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == '-')
             {
-                return Err(format!(
+                return Err(TemplateError(format!(
                     "`{{{{{name}}}}}` is not a variable name (letters, digits, `_`, `-`, `.`)"
-                ));
+                )));
             }
             parts.push(Part::Var(name.to_string()));
             rest = &after[close + 2..];

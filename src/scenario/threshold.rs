@@ -172,6 +172,17 @@ pub struct Threshold {
     pub abort: bool,
 }
 
+/// Why a threshold expression does not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ThresholdError(pub String);
+
+impl From<String> for ThresholdError {
+    fn from(s: String) -> Self {
+        ThresholdError(s)
+    }
+}
+
 /// Metric names, for "did you mean" (distributions take a statistic: `.p95`, `.max`, …).
 pub const METRIC_NAMES: [&str; 23] = [
     "turn.latency",
@@ -214,7 +225,7 @@ fn stat(s: &str) -> Option<Stat> {
 }
 
 /// Parses the metric name (left side).
-pub fn parse_metric(name: &str) -> Result<MetricRef, String> {
+pub fn parse_metric(name: &str) -> Result<MetricRef, ThresholdError> {
     let name = name.trim();
     let scalar = match name {
         "sync.over_budget" => Some(Scalar::SyncOverBudget),
@@ -256,14 +267,14 @@ pub fn parse_metric(name: &str) -> Result<MetricRef, String> {
             .and_then(|r| r.strip_suffix("].latency"))
         {
             Some(label) if !label.trim().is_empty() => Dist::Step(label.trim().to_string()),
-            _ => return Err(format!("unknown metric `{base}`")),
+            _ => return Err(format!("unknown metric `{base}`").into()),
         },
     };
     Ok(MetricRef::Dist(dist, st))
 }
 
 /// Parses `METRIC OP VALUE`.
-pub fn parse(expr: &str, abort: bool) -> Result<Threshold, String> {
+pub fn parse(expr: &str, abort: bool) -> Result<Threshold, ThresholdError> {
     let ops = [
         ("<=", Op::Le),
         (">=", Op::Ge),
@@ -358,15 +369,19 @@ mod tests {
     fn rejects_unknown_metrics_and_units() {
         assert!(parse("turn.latncy.p99 < 3s", false)
             .unwrap_err()
+            .0
             .contains("unknown metric"));
         assert!(parse("turn.latency.p99 < 3", false)
             .unwrap_err()
+            .0
             .contains("missing unit"));
         assert!(parse("turn.latency.q99 < 3s", false)
             .unwrap_err()
+            .0
             .contains("statistic"));
         assert!(parse("errors.rate 3", false)
             .unwrap_err()
+            .0
             .contains("no comparison"));
     }
 }

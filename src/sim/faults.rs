@@ -67,30 +67,39 @@ pub enum Injected {
     Malformed,
 }
 
-fn rate(name: &str, v: Option<f64>) -> Result<f64, String> {
+/// Why fault settings are invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FaultError(pub String);
+
+fn rate(name: &str, v: Option<f64>) -> Result<f64, FaultError> {
     let v = v.unwrap_or(0.0);
     if (0.0..=1.0).contains(&v) {
         Ok(v)
     } else {
-        Err(format!("{name} must be between 0 and 1, got {v}"))
+        Err(FaultError(format!(
+            "{name} must be between 0 and 1, got {v}"
+        )))
     }
 }
 
 impl Faults {
-    pub(crate) fn from_raw(r: RawFaults) -> Result<Faults, String> {
+    pub(crate) fn from_raw(r: RawFaults) -> Result<Faults, FaultError> {
         let mut errors = Vec::new();
         for e in r.errors {
             if !(400..=599).contains(&e.status) {
-                return Err(format!(
+                return Err(FaultError(format!(
                     "errors: status {} is not an error status (400..599)",
                     e.status
-                ));
+                )));
             }
             errors.push((e.status, rate("errors.rate", Some(e.rate))?));
         }
         let total: f64 = errors.iter().map(|(_, r)| r).sum();
         if total > 1.0 {
-            return Err(format!("errors: rates add up to {total}, above 1"));
+            return Err(FaultError(format!(
+                "errors: rates add up to {total}, above 1"
+            )));
         }
         Ok(Faults {
             latency: r.latency.unwrap_or_default(),
@@ -156,7 +165,7 @@ mod tests {
             r#"{"errors":[{"status":500,"rate":0.7},{"status":503,"rate":0.6}]}"#,
         )
         .unwrap();
-        assert!(Faults::from_raw(raw).unwrap_err().contains("above 1"));
+        assert!(Faults::from_raw(raw).unwrap_err().0.contains("above 1"));
         let raw: RawFaults = serde_json::from_str(r#"{"drop_rate": 2}"#).unwrap();
         assert!(Faults::from_raw(raw).is_err());
     }

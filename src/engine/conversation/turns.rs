@@ -320,7 +320,7 @@ pub(super) fn decode_answer(
     if ex.status != 200 {
         return Err((serde_json::from_slice(&ex.body).ok(), protocol_failure(ex)));
     }
-    Body::parse(&ex.body, version, trees).map_err(|message| (None, Failure::Decode { message }))
+    Body::parse(&ex.body, version, trees).map_err(|e| (None, Failure::Decode { message: e.0 }))
 }
 
 pub(super) fn protocol_failure(ex: &Exchange) -> Failure {

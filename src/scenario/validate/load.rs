@@ -309,7 +309,7 @@ impl Validator<'_> {
                     let known = crate::scenario::threshold::parse_metric(word).is_ok()
                         || crate::scenario::threshold::METRIC_NAMES.contains(&base);
                     if known {
-                        self.err(expr_node.pos, &p, e);
+                        self.err(expr_node.pos, &p, e.0);
                         continue;
                     }
                     let hint = did_you_mean(base, crate::scenario::threshold::METRIC_NAMES)
@@ -320,7 +320,7 @@ impl Validator<'_> {
                             crate::scenario::threshold::METRIC_NAMES.join(", ")
                         ))
                     });
-                    self.err_hint(expr_node.pos, &p, e, hint);
+                    self.err_hint(expr_node.pos, &p, e.0, hint);
                 }
             }
         }

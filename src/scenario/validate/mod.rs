@@ -317,7 +317,7 @@ impl Validator<'_> {
                 Some(t)
             }
             Err(e) => {
-                self.err(node.pos, path, e);
+                self.err(node.pos, path, e.0);
                 None
             }
         }

@@ -159,7 +159,7 @@ impl Validator<'_> {
         let at = spanned.referenced;
         let r = spanned.value;
         let faults = Faults::from_raw(r.faults)
-            .or_else(|m| self.err(&at, format!("instances[{i}].faults"), m))?;
+            .or_else(|m| self.err(&at, format!("instances[{i}].faults"), m.0))?;
         let rate_limit = match r.rate_limit {
             None => None,
             Some(rl) if rl.requests == 0 || rl.per.get().is_zero() => {
