@@ -3,6 +3,7 @@
 
 pub mod diag;
 pub mod duration;
+pub mod files;
 pub mod node;
 pub mod procfs;
 pub mod prometheus;

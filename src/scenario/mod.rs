@@ -11,4 +11,6 @@ pub mod validate;
 
 pub use diag::Diag;
 pub use plan::*;
-pub use validate::{load, load_with, parse_str, parse_with, EnvLookup, OverlayValue};
+pub use validate::{
+    load, load_from, load_with, parse_from, parse_str, parse_with, EnvLookup, OverlayValue,
+};

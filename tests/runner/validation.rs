@@ -179,3 +179,43 @@ fn inline_data_rows_become_the_scenario_rows() {
     assert_eq!(d.columns, ["amount", "account"]);
     assert_eq!(d.rows, [["250", "savings"], ["75", "checking"]]);
 }
+
+/// Files held in memory: the scenario layer reads only through what it is given.
+struct InMemory(Vec<(&'static str, &'static str)>);
+
+impl hookbench::common::files::Files for InMemory {
+    fn text(&self, path: &Path, _max: u64) -> std::io::Result<String> {
+        self.0
+            .iter()
+            .find(|(p, _)| Path::new(p) == path)
+            .map(|(_, t)| t.to_string())
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+    }
+
+    fn is_file(&self, path: &Path) -> bool {
+        self.0.iter().any(|(p, _)| Path::new(p) == path)
+    }
+}
+
+#[test]
+fn a_scenario_reads_the_files_it_names_through_what_it_is_given() {
+    let files = InMemory(vec![
+        (
+            "/mem/s.yaml",
+            "name: m\ndata: rows.csv\nsteps:\n  - include: greet.steps.yaml\n  - send: \"{{amount}}\"\n",
+        ),
+        ("/mem/rows.csv", "amount\n250\n75\n"),
+        ("/mem/greet.steps.yaml", "- event: ON_CONNECT\n"),
+    ]);
+    let s =
+        hookbench::scenario::load_from(&files, Path::new("/mem/s.yaml"), &|_| None, &[]).unwrap();
+    assert_eq!(s.steps.len(), 2);
+    assert_eq!(s.data.unwrap().rows.len(), 2);
+    let missing = InMemory(vec![(
+        "/mem/s.yaml",
+        "name: m\ndata: rows.csv\nsteps: [{send: hi}]\n",
+    )]);
+    assert!(
+        hookbench::scenario::load_from(&missing, Path::new("/mem/s.yaml"), &|_| None, &[]).is_err()
+    );
+}

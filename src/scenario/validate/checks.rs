@@ -80,7 +80,9 @@ impl Validator<'_> {
                     Some(s) => Some(s),
                     None => {
                         let file = self.base_dir().join(&name);
-                        match crate::common::read_limited(&file, crate::common::MAX_SOURCE_BYTES)
+                        match self
+                            .files
+                            .text(&file, crate::common::MAX_SOURCE_BYTES)
                             .map_err(|e| e.to_string())
                             .and_then(|t| {
                                 serde_json::from_str::<Value>(&t).map_err(|e| e.to_string())

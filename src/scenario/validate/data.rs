@@ -9,7 +9,7 @@ impl Validator<'_> {
         }
         let rel = self.text(node, "data")?;
         let path = self.base_dir().join(&rel);
-        let text = crate::common::read_limited(&path, crate::common::MAX_DATA_BYTES);
+        let text = self.files.text(&path, crate::common::MAX_DATA_BYTES);
         let mut reader = match text {
             Ok(t) => csv::ReaderBuilder::new()
                 .trim(csv::Trim::All)

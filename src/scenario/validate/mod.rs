@@ -15,6 +15,7 @@ use super::plan::*;
 use super::schemas;
 use super::template::{expand_env, Template};
 use crate::common::duration::parse_duration;
+use crate::common::files::{Disk, Files};
 use crate::common::Delay;
 use crate::protocol::jwt::{Alg, AppClaim};
 use crate::protocol::v2::Event;
@@ -103,8 +104,19 @@ pub fn load_with(
     env: EnvLookup<'_>,
     overlay: &[OverlayValue],
 ) -> Result<Scenario, Vec<Diag>> {
-    match crate::common::read_limited(path, crate::common::MAX_SOURCE_BYTES) {
-        Ok(text) => parse_with(&text, path, env, overlay),
+    load_from(&Disk, path, env, overlay)
+}
+
+/// Reads a scenario through `files` and validates it, with command-line values over its
+/// `load:` section; every file it names is read through `files` too.
+pub fn load_from(
+    files: &dyn Files,
+    path: &Path,
+    env: EnvLookup<'_>,
+    overlay: &[OverlayValue],
+) -> Result<Scenario, Vec<Diag>> {
+    match files.text(path, crate::common::MAX_SOURCE_BYTES) {
+        Ok(text) => parse_from(files, &text, path, env, overlay),
         Err(e) => Err(vec![Diag {
             file: path.to_path_buf(),
             pos: Pos::default(),
@@ -128,7 +140,19 @@ pub fn parse_with(
     env: EnvLookup<'_>,
     overlay: &[OverlayValue],
 ) -> Result<Scenario, Vec<Diag>> {
+    parse_from(&Disk, text, file, env, overlay)
+}
+
+/// Validates scenario text, reading the files it names through `files`.
+pub fn parse_from(
+    files: &dyn Files,
+    text: &str,
+    file: &Path,
+    env: EnvLookup<'_>,
+    overlay: &[OverlayValue],
+) -> Result<Scenario, Vec<Diag>> {
     let mut v = Validator {
+        files,
         overlay,
         file: file.to_path_buf(),
         text: text.to_string(),
@@ -160,6 +184,7 @@ pub fn parse_with(
 type Entries = [(At<String>, At<Node>)];
 
 struct Validator<'a> {
+    files: &'a dyn Files,
     overlay: &'a [OverlayValue],
     file: PathBuf,
     text: String,

@@ -159,7 +159,7 @@ impl Validator<'_> {
                     }
                 };
                 if let Some((fp, pos)) = &file {
-                    if !fp.is_file() {
+                    if !self.files.is_file(fp) {
                         self.err(
                             *pos,
                             &join(&p, "file"),
@@ -276,7 +276,7 @@ impl Validator<'_> {
             return;
         }
         let file = self.base_dir().join(&rel);
-        let text = match crate::common::read_limited(&file, crate::common::MAX_SOURCE_BYTES) {
+        let text = match self.files.text(&file, crate::common::MAX_SOURCE_BYTES) {
             Ok(t) => t,
             Err(e) => {
                 self.err(

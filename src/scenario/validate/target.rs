@@ -237,7 +237,11 @@ impl Validator<'_> {
                 "client_secret" => a.client_secret = self.text(v, &path).map(Secret),
                 "private_key_file" => {
                     a.private_key_file = self.text(v, &path).map(|p| self.base_dir().join(p));
-                    if let Some(f) = a.private_key_file.as_ref().filter(|f| !f.is_file()) {
+                    let missing = a
+                        .private_key_file
+                        .as_ref()
+                        .filter(|f| !self.files.is_file(f));
+                    if let Some(f) = missing {
                         let message = format!("no such file: {}", f.display());
                         self.err(v.pos, &path, message);
                     }
