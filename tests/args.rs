@@ -145,3 +145,48 @@ proptest! {
         }
     }
 }
+
+/// Every flag of every command appears in the README's command table, and every `load:`
+/// flag in the option table of docs/scenario.md: the documentation follows the parser.
+#[test]
+fn the_documented_options_are_the_parsed_ones() {
+    use clap::CommandFactory;
+    let readme = include_str!("../README.md");
+    let scenario_doc = include_str!("../docs/scenario.md");
+    let cli = Cli::command();
+    for sub in cli.get_subcommands() {
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `hookbench {} ", sub.get_name())))
+            .unwrap_or_else(|| panic!("no README row for `hookbench {}`", sub.get_name()));
+        for arg in sub.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if ["help", "version", "log"].contains(&long) {
+                continue;
+            }
+            assert!(
+                row.contains(&format!("--{long}")),
+                "README's `hookbench {}` row lacks --{long}",
+                sub.get_name()
+            );
+            if sub.get_name() == "run"
+                && ![
+                    "target",
+                    "client-id",
+                    "client-secret",
+                    "out",
+                    "quiet",
+                    "no-color",
+                    "http2",
+                    "metrics-listen",
+                ]
+                .contains(&long)
+            {
+                assert!(
+                    scenario_doc.contains(&format!("`--{long}`")),
+                    "docs/scenario.md does not name --{long}"
+                );
+            }
+        }
+    }
+}

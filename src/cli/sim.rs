@@ -38,6 +38,10 @@ pub struct SimArgs {
     /// How long open requests may finish after Ctrl-C.
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub grace: crate::common::DurationSpec,
+    /// Drop sessions idle this long (the bot's `settings.session_idle`, default 15m): soaks
+    /// of many distinct users shorten it to hold memory to the live sessions.
+    #[arg(long, value_name = "DURATION")]
+    pub session_idle: Option<crate::common::DurationSpec>,
 }
 
 /// Runs the simulator until Ctrl-C or SIGTERM.
@@ -57,6 +61,14 @@ pub async fn run(args: SimArgs) -> Exit {
             eprintln!("error: --post-url `{url}` is not an http(s) URL");
             return Exit::Usage;
         }
+    }
+    let mut bot = bot;
+    if let Some(idle) = args.session_idle {
+        if idle.get().is_zero() {
+            eprintln!("error: --session-idle must be above 0s");
+            return Exit::Usage;
+        }
+        bot.settings.session_idle = idle.get();
     }
     let config = SimConfig {
         bot,
