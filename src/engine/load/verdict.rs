@@ -224,44 +224,30 @@ mod tests {
         c
     }
 
+    /// The verdict of a run (not a capacity search) with these gates and counts.
+    fn run_verdict(gates: Vec<Gate>, counts: &Counts, interrupted: bool) -> Verdict {
+        decide(Inputs {
+            gates,
+            counts,
+            capacity: None,
+            interrupted,
+        })
+    }
+
     #[test]
     fn a_broken_gate_fails_and_transport_errors_make_it_unreachable() {
-        let c = counts(10, 0);
-        let v = decide(Inputs {
-            gates: vec![gate(true), gate(false)],
-            counts: &c,
-            capacity: None,
-            interrupted: false,
-        });
+        let v = run_verdict(vec![gate(true), gate(false)], &counts(10, 0), false);
         assert_eq!(v.outcome, Outcome::Failed);
         assert!(v.summary.starts_with("1 of 4 gates broke"), "{}", v.summary);
-        let c = counts(10, 10);
-        let v = decide(Inputs {
-            gates: vec![gate(false)],
-            counts: &c,
-            capacity: None,
-            interrupted: false,
-        });
+        let v = run_verdict(vec![gate(false)], &counts(10, 10), false);
         assert_eq!(v.outcome, Outcome::Unreachable);
     }
 
     #[test]
     fn nothing_ran_or_interrupted_never_passes() {
-        let c = counts(0, 0);
-        let v = decide(Inputs {
-            gates: vec![],
-            counts: &c,
-            capacity: None,
-            interrupted: false,
-        });
+        let v = run_verdict(vec![], &counts(0, 0), false);
         assert_eq!(v.outcome, Outcome::Failed);
-        let c = counts(5, 0);
-        let v = decide(Inputs {
-            gates: vec![gate(true)],
-            counts: &c,
-            capacity: None,
-            interrupted: true,
-        });
+        let v = run_verdict(vec![gate(true)], &counts(5, 0), true);
         assert_eq!(v.outcome, Outcome::Failed);
     }
 
