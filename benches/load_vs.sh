@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # hookbench against oha and wrk, in one run on this machine: the same V2 request with the same
 # token against the same simulator process, with hookbench's checks on. Prints requests per
-# second and generator CPU time per request for each tool, and hookbench's ratios to the others.
+# second and generator CPU time per request for each tool, and hookbench's ratios to the others;
+# then hookbench again with a new user (token, identity, session) every conversation, the
+# realistic capacity-test case, and its CPU per turn against the fixed user's.
 #
 #   benches/load_vs.sh                   # 10 s each, 64 connections/users
 #   DURATION=20 CONNS=128 benches/load_vs.sh
@@ -51,10 +53,13 @@ if command -v oha >/dev/null; then
   n=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(d["statusCodeDistribution"].values()))' "$tmp/oha.json")
   results+=("oha $n $(cpu)")
 fi
-# hookbench, checks on
+# hookbench, checks on: one fixed user per virtual user, then a new user every conversation
 timed target/release/hookbench run benches/scenarios/one-step.yaml --users "$CONNS" --duration "${DURATION}s" --grace 5s --quiet --target "$url" --out "$tmp/hb" >/dev/null || true
 n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["counts"]["turns"])' "$tmp/hb/results.json")
 results+=("hookbench $n $(cpu)")
+timed target/release/hookbench run benches/scenarios/one-step-new-user.yaml --users "$CONNS" --duration "${DURATION}s" --grace 5s --quiet --target "$url" --out "$tmp/hbnew" >/dev/null || true
+n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["counts"]["turns"])' "$tmp/hbnew/results.json")
+results+=("hb-newuser $n $(cpu)")
 
 python3 - "$DURATION" "${results[@]}" <<'PY'
 import sys
@@ -65,8 +70,13 @@ print(f'{"tool":<10} {"req/s":>10} {"CPU µs/req":>11}')
 for name, (rps, cpu) in stats.items():
     print(f'{name:<10} {rps:>10.0f} {cpu:>11.1f}')
 hb = stats["hookbench"]
+new = stats.get("hb-newuser")
 for other in ("oha", "wrk"):
     if other in stats:
         o = stats[other]
         print(f'hookbench/{other}: throughput x{hb[0] / o[0]:.2f}, CPU per request x{hb[1] / o[1]:.2f} (lower is better)')
+        if new:
+            print(f'hookbench new users/{other}: throughput x{new[0] / o[0]:.2f}, CPU per request x{new[1] / o[1]:.2f}')
+if new:
+    print(f'new identity each conversation / fixed user: CPU per turn x{new[1] / hb[1]:.2f} (goal: at most x1.15), throughput x{new[0] / hb[0]:.2f}')
 PY

@@ -116,7 +116,13 @@ pub struct SimState {
     /// Seen `jti`s (per app) with their expiry (unix seconds).
     jtis: Mutex<HashMap<(String, String), f64>>,
     buckets: Mutex<HashMap<(u16, String), Bucket>>,
-    tokens: Vec<Mutex<HashMap<String, VerifiedToken>>>,
+    /// Verified tokens by a 128-bit keyed digest of the token: a new user's token costs no
+    /// copy of its text.
+    tokens: Vec<Mutex<HashMap<u128, VerifiedToken>>>,
+    token_keys: (
+        std::collections::hash_map::RandomState,
+        std::collections::hash_map::RandomState,
+    ),
     /// Counters.
     pub metrics: Metrics,
     /// Client for async deliveries.
@@ -137,6 +143,7 @@ impl SimState {
             tokens: (0..TOKEN_SHARDS)
                 .map(|_| Mutex::new(HashMap::new()))
                 .collect(),
+            token_keys: Default::default(),
             metrics: Metrics::default(),
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(64)
@@ -145,30 +152,32 @@ impl SimState {
         }
     }
 
-    fn token_shard(&self, token: &str) -> &Mutex<HashMap<String, VerifiedToken>> {
-        // The signature's last bytes are as good as a hash.
-        let b = token.as_bytes();
-        let h = b
-            .iter()
-            .rev()
-            .take(4)
-            .fold(0usize, |h, &x| h.wrapping_mul(31).wrapping_add(x as usize));
-        &self.tokens[h % TOKEN_SHARDS]
+    /// The token's cache key (two independently keyed SipHash digests: forging a token that
+    /// collides with a verified one means finding a 128-bit collision under secret keys) and
+    /// its shard.
+    fn token_key(&self, token: &str) -> (u128, &Mutex<HashMap<u128, VerifiedToken>>) {
+        use std::hash::BuildHasher;
+        let a = self.token_keys.0.hash_one(token);
+        let b = self.token_keys.1.hash_one(token);
+        let key = (u128::from(a) << 64) | u128::from(b);
+        (key, &self.tokens[(a as usize) % TOKEN_SHARDS])
     }
 
     /// A token verified before. Signature checks dominate the cost of a request, and a user
     /// sends the same token many times; time-based claims are still checked on every use.
     pub fn cached_token(&self, token: &str) -> Option<VerifiedToken> {
-        self.token_shard(token).lock().ok()?.get(token).cloned()
+        let (key, shard) = self.token_key(token);
+        shard.lock().ok()?.get(&key).cloned()
     }
 
     /// Remembers a verified token (bounded: a full shard is emptied).
     pub fn cache_token(&self, token: &str, verified: VerifiedToken) {
-        if let Ok(mut m) = self.token_shard(token).lock() {
+        let (key, shard) = self.token_key(token);
+        if let Ok(mut m) = shard.lock() {
             if m.len() >= TOKEN_SHARD_CAP {
                 m.clear();
             }
-            m.insert(token.to_string(), verified);
+            m.insert(key, verified);
         }
     }
 
