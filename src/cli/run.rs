@@ -228,16 +228,7 @@ pub async fn run(args: RunArgs) -> Exit {
         }
     };
     let opts = args.target.options();
-    let version = if args.http2 {
-        crate::client::http::HttpVersion::Http2
-    } else {
-        crate::client::http::HttpVersion::Http1
-    };
-    let mut client = crate::client::HttpClient::with_version(version);
-    if let Some(n) = load.max_connections {
-        client = client.with_connection_limit(usize::try_from(n).unwrap_or(usize::MAX));
-    }
-    let mut environment = Environment::with_client(client);
+    let mut environment = Environment::with_client(load::client_for(&load));
     let target = match environment.resolve(&scenario, &opts).await {
         Ok(t) => t,
         Err(e) => {

@@ -514,6 +514,8 @@ pub struct Load {
     /// Without thresholds, any failed turn fails the run (the default gate); `false` leaves
     /// only the run's own gates (it ran, it was not interrupted).
     pub default_gate: bool,
+    /// Speak HTTP/2 (h2c, prior knowledge) to plain-text targets instead of HTTP/1.1.
+    pub http2: bool,
 }
 
 impl Default for Load {
@@ -529,6 +531,7 @@ impl Default for Load {
             connection_per_user: false,
             max_connections: None,
             default_gate: true,
+            http2: false,
         }
     }
 }

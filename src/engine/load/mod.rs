@@ -355,6 +355,22 @@ fn rate_at(model: &LoadModel, t: Duration) -> Option<f64> {
     }
 }
 
+/// The HTTP client a load plan asks for: HTTP/1.1 keep-alive (its pool capped by
+/// `max_connections`, else by the descriptor limit) or HTTP/2 multiplexing.
+pub fn client_for(load: &Load) -> crate::client::HttpClient {
+    use crate::client::http::HttpVersion;
+    let version = if load.http2 {
+        HttpVersion::Http2
+    } else {
+        HttpVersion::Http1
+    };
+    let client = crate::client::HttpClient::with_version(version);
+    match load.max_connections {
+        Some(n) => client.with_connection_limit(usize::try_from(n).unwrap_or(usize::MAX)),
+        None => client,
+    }
+}
+
 /// Runs the load until its duration or iteration count, a stop request, or a broken abort
 /// threshold; then lets conversations in flight finish within the grace period. The parts:
 /// the scheduler starts users ([`schedule`]), the aggregator merges their metrics once a

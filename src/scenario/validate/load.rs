@@ -104,6 +104,7 @@ impl Validator<'_> {
                 "connections",
                 "max_connections",
                 "default_gate",
+                "http2",
             ],
             "load",
         );
@@ -234,6 +235,9 @@ impl Validator<'_> {
         }
         if let Some(b) = g("default_gate").and_then(|b| self.boolean(b, "load.default_gate")) {
             load.default_gate = b;
+        }
+        if let Some(b) = g("http2").and_then(|b| self.boolean(b, "load.http2")) {
+            load.http2 = b;
         }
         Some(load)
     }
