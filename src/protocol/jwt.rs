@@ -162,28 +162,63 @@ pub struct ClaimsTemplate {
     pub extra: Map<String, Value>,
 }
 
+/// The claims a template gives one user, borrowed: what [`Signer::sign_for`] serialises
+/// without copying the user or the client id.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClaimsFor<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_identity: Option<&'a str>,
+    iat: NumericDate,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp: Option<NumericDate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
+    #[serde(flatten)]
+    extra: &'a Map<String, Value>,
+}
+
 impl ClaimsTemplate {
-    /// The claims for one user, issued now.
-    pub fn for_user(&self, user: &str) -> Claims {
+    fn borrowed<'a>(&'a self, user: &'a str) -> ClaimsFor<'a> {
         let now = unix_now().floor();
-        let mut c = Claims {
-            sub: Some(user.to_string()),
-            iat: Some(NumericDate(now)),
+        let (app_id, iss) = match self.app_claim {
+            AppClaim::AppId => (Some(self.client_id.as_str()), None),
+            AppClaim::Iss => (None, Some(self.client_id.as_str())),
+        };
+        ClaimsFor {
+            app_id,
+            iss,
+            sub: Some(user),
+            user_identity: self.user_identity.then_some(user),
+            iat: NumericDate(now),
             exp: self
                 .expires_in
                 .map(|d| NumericDate(now + d.as_secs_f64().ceil())),
             jti: self.jti.then(|| super::ids::uuid_v4().to_string()),
-            extra: self.extra.clone(),
+            extra: &self.extra,
+        }
+    }
+
+    /// The claims for one user, issued now.
+    pub fn for_user(&self, user: &str) -> Claims {
+        let b = self.borrowed(user);
+        Claims {
+            app_id: b.app_id.map(str::to_string),
+            iss: b.iss.map(str::to_string),
+            sub: b.sub.map(str::to_string),
+            user_identity: b.user_identity.map(str::to_string),
+            iat: Some(b.iat),
+            exp: b.exp,
+            jti: b.jti,
+            extra: b.extra.clone(),
             ..Default::default()
-        };
-        if self.user_identity {
-            c.user_identity = Some(user.to_string());
         }
-        match self.app_claim {
-            AppClaim::AppId => c.app_id = Some(self.client_id.clone()),
-            AppClaim::Iss => c.iss = Some(self.client_id.clone()),
-        }
-        c
     }
 }
 
@@ -257,11 +292,62 @@ impl JwtError {
     }
 }
 
+/// An HMAC keyed once: signing and checking a token then cost no key setup and no copy.
+#[derive(Clone)]
+enum Mac {
+    S256(hmac::Hmac<sha2::Sha256>),
+    S512(hmac::Hmac<sha2::Sha512>),
+}
+
+impl Mac {
+    fn new(alg: Alg, secret: &[u8]) -> Option<Mac> {
+        use hmac::Mac as _;
+        match alg {
+            Alg::HS256 => hmac::Hmac::new_from_slice(secret).ok().map(Mac::S256),
+            Alg::HS512 => hmac::Hmac::new_from_slice(secret).ok().map(Mac::S512),
+            _ => None,
+        }
+    }
+
+    /// The tag of `data`.
+    fn tag(&self, data: &[u8]) -> Vec<u8> {
+        use hmac::Mac as _;
+        match self.clone() {
+            Mac::S256(mut m) => {
+                m.update(data);
+                m.finalize().into_bytes().to_vec()
+            }
+            Mac::S512(mut m) => {
+                m.update(data);
+                m.finalize().into_bytes().to_vec()
+            }
+        }
+    }
+
+    /// True when `tag` is the tag of `data` (compared in constant time).
+    fn verify(&self, data: &[u8], tag: &[u8]) -> bool {
+        use hmac::Mac as _;
+        match self.clone() {
+            Mac::S256(mut m) => {
+                m.update(data);
+                m.verify_slice(tag).is_ok()
+            }
+            Mac::S512(mut m) => {
+                m.update(data);
+                m.verify_slice(tag).is_ok()
+            }
+        }
+    }
+}
+
 /// Signs tokens for one app with one algorithm.
 #[derive(Clone)]
 pub struct Signer {
     alg: Alg,
     key: EncodingKey,
+    /// HS algorithms: the keyed MAC and the encoded header, so a token is one JSON
+    /// serialisation, two base64 encodings and a MAC.
+    hs: Option<(Mac, String)>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -284,9 +370,13 @@ impl Signer {
         if secret.is_empty() {
             return Err(JwtError::InvalidKey("the client secret is empty".into()));
         }
+        let header = serde_json::to_vec(&Header::new(alg.to_jwt()))
+            .map_err(|e| JwtError::InvalidKey(e.to_string()))?;
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(header);
         Ok(Self {
             alg,
             key: EncodingKey::from_secret(secret),
+            hs: Mac::new(alg, secret).map(|m| (m, header)),
         })
     }
 
@@ -308,7 +398,7 @@ impl Signer {
         }
         let key =
             EncodingKey::from_rsa_pem(pem).map_err(|e| JwtError::InvalidKey(e.to_string()))?;
-        Ok(Self { alg, key })
+        Ok(Self { alg, key, hs: None })
     }
 
     /// The algorithm.
@@ -318,8 +408,31 @@ impl Signer {
 
     /// A signed compact token.
     pub fn sign(&self, claims: &Claims) -> Result<String, JwtError> {
-        jsonwebtoken::encode(&Header::new(self.alg.to_jwt()), claims, &self.key)
-            .map_err(|e| JwtError::InvalidKey(e.to_string()))
+        self.sign_any(claims)
+    }
+
+    /// A token for `user` from `template`, issued now: the same claims as
+    /// `sign(&template.for_user(user))`, without building them.
+    pub fn sign_for(&self, template: &ClaimsTemplate, user: &str) -> Result<String, JwtError> {
+        self.sign_any(&template.borrowed(user))
+    }
+
+    fn sign_any(&self, claims: &impl Serialize) -> Result<String, JwtError> {
+        let Some((mac, header)) = &self.hs else {
+            return jsonwebtoken::encode(&Header::new(self.alg.to_jwt()), claims, &self.key)
+                .map_err(|e| JwtError::InvalidKey(e.to_string()));
+        };
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let payload =
+            serde_json::to_vec(claims).map_err(|e| JwtError::InvalidKey(e.to_string()))?;
+        let mut token = String::with_capacity(header.len() + payload.len() * 4 / 3 + 96);
+        token.push_str(header);
+        token.push('.');
+        b64.encode_string(&payload, &mut token);
+        let tag = mac.tag(token.as_bytes());
+        token.push('.');
+        b64.encode_string(tag, &mut token);
+        Ok(token)
     }
 }
 
@@ -457,6 +570,22 @@ pub fn verify_peeked(
     if !policy.algorithms.contains(&alg) || !key.accepts(alg) {
         return Err(JwtError::AlgorithmNotAllowed(alg));
     }
+    if let VerifyKey::Secret(secret) = key {
+        // The signature over `header.payload`, checked with the keyed MAC directly: peek has
+        // already read the header and claims.
+        let (signed, sig) = token
+            .rsplit_once('.')
+            .ok_or_else(|| JwtError::Malformed("expected three dot-separated parts".into()))?;
+        let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sig.trim_end_matches('='))
+            .map_err(|_| JwtError::Malformed("signature is not base64url".into()))?;
+        let mac = Mac::new(alg, secret).ok_or(JwtError::AlgorithmNotAllowed(alg))?;
+        if !mac.verify(signed.as_bytes(), &tag) {
+            return Err(JwtError::BadSignature);
+        }
+        check_claims(&claims, policy, unix_now())?;
+        return Ok((alg, claims));
+    }
     let mut validation = Validation::new(alg.to_jwt());
     validation.validate_exp = false;
     validation.validate_nbf = false;
@@ -524,6 +653,57 @@ mod tests {
             expires_in: Some(Duration::from_secs(600)),
             jti: true,
             extra: Map::new(),
+        }
+    }
+
+    #[test]
+    fn hs_tokens_are_standard_jwts_both_ways() {
+        for alg in [Alg::HS256, Alg::HS512] {
+            let signer = Signer::hmac(alg, b"k3y").unwrap();
+            let token = signer.sign(&template().for_user("u1")).unwrap();
+            // Another implementation reads what the fast path signs...
+            let mut v = Validation::new(alg.to_jwt());
+            v.validate_exp = false;
+            v.required_spec_claims.clear();
+            let read = jsonwebtoken::decode::<Value>(&token, &DecodingKey::from_secret(b"k3y"), &v)
+                .unwrap();
+            assert_eq!(read.claims["userIdentity"], "u1");
+            // ...and the fast check refuses a payload changed after signing.
+            let (alg2, claims) = peek(&token).unwrap();
+            let key = VerifyKey::Secret(b"k3y".to_vec());
+            let policy = VerifyPolicy::default();
+            assert!(verify_peeked(&token, alg2, claims.clone(), &key, &policy).is_ok());
+            let mut parts: Vec<&str> = token.split('.').collect();
+            let other = signer.sign(&template().for_user("u2")).unwrap();
+            let other_payload = other.split('.').nth(1).unwrap().to_string();
+            parts[1] = &other_payload;
+            let forged = parts.join(".");
+            assert_eq!(
+                verify_peeked(&forged, alg2, claims, &key, &policy).unwrap_err(),
+                JwtError::BadSignature
+            );
+        }
+    }
+
+    #[test]
+    fn signing_for_a_user_gives_the_claims_for_that_user() {
+        let signer = Signer::hmac(Alg::HS256, b"k").unwrap();
+        for t in [
+            template(),
+            ClaimsTemplate {
+                user_identity: false,
+                app_claim: AppClaim::Iss,
+                jti: false,
+                ..template()
+            },
+        ] {
+            let (_, a) = peek(&signer.sign_for(&t, "u9").unwrap()).unwrap();
+            let mut b = t.for_user("u9");
+            // jti and the issue time differ from token to token.
+            b.jti = a.jti.clone();
+            b.iat = a.iat;
+            b.exp = a.exp;
+            assert_eq!(a, b);
         }
     }
 

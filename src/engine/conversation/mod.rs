@@ -340,7 +340,7 @@ impl Conversation<'_> {
         }
         let signed = t
             .signer
-            .sign(&t.claims.for_user(&state.user))
+            .sign_for(&t.claims, &state.user)
             .map_err(|e| Failure::Decode {
                 message: format!("cannot sign a token: {e}"),
             })?;
