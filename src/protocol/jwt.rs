@@ -535,12 +535,24 @@ pub fn peek(token: &str) -> Result<(Alg, Claims), JwtError> {
             .map_err(|_| JwtError::Malformed(format!("{what} is not base64url")))
     };
     #[derive(Deserialize)]
-    struct RawHeader {
-        alg: String,
+    struct RawHeader<'a> {
+        #[serde(borrow)]
+        alg: std::borrow::Cow<'a, str>,
     }
-    let header: RawHeader = serde_json::from_slice(&decode(h, "header")?)
+    // Headers are short: decoded on the stack, their `alg` borrowed.
+    let mut buf = [0u8; 256];
+    let long;
+    let header_bytes = match b64.decode_slice(h.trim_end_matches('='), &mut buf) {
+        Ok(n) => &buf[..n],
+        Err(_) => {
+            long = decode(h, "header")?;
+            &long[..]
+        }
+    };
+    let header: RawHeader<'_> = serde_json::from_slice(header_bytes)
         .map_err(|_| JwtError::Malformed("header is not JSON with `alg`".into()))?;
-    let alg = Alg::parse(&header.alg).ok_or(JwtError::UnsupportedAlgorithm(header.alg))?;
+    let alg = Alg::parse(&header.alg)
+        .ok_or_else(|| JwtError::UnsupportedAlgorithm(header.alg.into_owned()))?;
     let claims: Claims = serde_json::from_slice(&decode(p, "payload")?)
         .map_err(|e| JwtError::Malformed(format!("claims: {e}")))?;
     Ok((alg, claims))
