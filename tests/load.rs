@@ -711,3 +711,26 @@ fn a_target_killed_mid_run_exits_3() {
     assert!(v["counts"]["turns"].as_u64().unwrap() > v["counts"]["turns_failed"].as_u64().unwrap());
     let _ = std::fs::remove_dir_all(out);
 }
+
+#[test]
+fn a_closed_stdout_does_not_turn_the_verdict_into_a_panic() {
+    // `hookbench run … | head -1`: the reader goes away; the run still writes its reports and
+    // exits with its verdict's code (1: a check failed), not a panic's 101.
+    let dir = tmp("pipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    let failing = dir.join("failing.yaml");
+    std::fs::write(
+        &failing,
+        "steps:\n  - send: balance\n    expect:\n      - text: { contains: never said }\n",
+    )
+    .unwrap();
+    let mut child = run_cmd(&failing, "1", "1s", &[], &dir.join("out"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+    assert!(dir.join("out/results.json").is_file());
+    let _ = std::fs::remove_dir_all(dir);
+}

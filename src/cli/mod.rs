@@ -1,6 +1,24 @@
 //! The command line. Arguments are parsed by clap, checked, then handed to the library; every
 //! failure maps to one of the documented exit codes.
 
+/// Writes a line to stdout, ignoring a closed pipe (`hookbench run … | head`): what the
+/// command prints is a view of its results, and losing the reader must not turn a verdict into
+/// a panic (exit 101) or stop the reports being written.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// [`out!`] without the newline.
+macro_rules! out_part {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod run;
 pub mod sim;
 pub mod test;

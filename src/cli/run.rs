@@ -385,10 +385,10 @@ pub async fn run(args: RunArgs) -> Exit {
     if let Some(server) = metrics_server {
         server.abort();
     }
-    print!("{}", terminal::load_summary(&report, style));
+    out_part!("{}", terminal::load_summary(&report, style));
     let written = write_outputs(&report, &out_dir);
     match &written {
-        Ok(()) => println!(
+        Ok(()) => out!(
             "\n  results: {}/results.json, report.html, junit.xml",
             out_dir.display()
         ),
@@ -444,7 +444,7 @@ pub fn report(args: ReportArgs) -> Exit {
     });
     match written {
         Ok(()) => {
-            println!("{}", out.display());
+            out!("{}", out.display());
             Exit::Ok
         }
         Err(e) => crate::error::fail(&e),
@@ -529,13 +529,13 @@ pub fn compare(args: CompareArgs) -> Exit {
         throughput: args.throughput_tolerance,
     };
     let rows = crate::reports::compare::compare(&base, &new, tol);
-    print!("{}", crate::reports::compare::render(&rows));
+    out_part!("{}", crate::reports::compare::render(&rows));
     let regressions = rows.iter().filter(|r| r.regressed).count();
     if regressions > 0 {
-        println!("\n{regressions} regression(s) beyond tolerance");
+        out!("\n{regressions} regression(s) beyond tolerance");
         Exit::Failed
     } else {
-        println!("\nno regression beyond tolerance");
+        out!("\nno regression beyond tolerance");
         Exit::Ok
     }
 }

@@ -166,14 +166,14 @@ pub fn validate(args: ValidateArgs) -> Exit {
     match load_all(&files) {
         Ok(s) => {
             for sc in &s {
-                println!(
+                out!(
                     "ok   {} ({}, {})",
                     sc.name,
                     sc.file.display(),
                     crate::common::count(sc.steps.len() as u64, "step", "steps")
                 );
             }
-            println!(
+            out!(
                 "{} valid",
                 crate::common::count(s.len() as u64, "scenario", "scenarios")
             );
@@ -226,21 +226,21 @@ pub async fn replay(args: ReplayArgs) -> Exit {
     }
     let style = style(args.no_color);
     let r = suite::replay(&scenario, row, &args.target.options()).await;
-    print!("{}", terminal::scenario(&r, style));
+    out_part!("{}", terminal::scenario(&r, style));
     if r.setup_error.is_some() {
         return Exit::Usage;
     }
     let last = r.steps.last();
     if let Some(s) = last.filter(|s| s.status != StepStatus::Skipped) {
         if !s.texts.is_empty() {
-            println!("\n  the bot said at step {}:", s.index + 1);
+            out!("\n  the bot said at step {}:", s.index + 1);
             for t in &s.texts {
-                println!("    {t}");
+                out!("    {t}");
             }
         }
     }
     if r.passed {
-        println!("\nnot reproduced: every step up to step {upto} passed this time");
+        out!("\nnot reproduced: every step up to step {upto} passed this time");
         Exit::Ok
     } else if r.steps.iter().any(|s| {
         matches!(
@@ -250,7 +250,7 @@ pub async fn replay(args: ReplayArgs) -> Exit {
     }) {
         Exit::Unreachable
     } else {
-        println!("\nreproduced");
+        out!("\nreproduced");
         Exit::Failed
     }
 }
@@ -297,10 +297,10 @@ pub async fn test(args: TestArgs) -> Exit {
         |j| j as usize,
     );
     let report = suite::run_jobs(&scenarios, &opts, jobs, |r| {
-        print!("{}", terminal::scenario(r, style))
+        out_part!("{}", terminal::scenario(r, style))
     })
     .await;
-    println!(
+    out!(
         "\n{}",
         terminal::summary(&report.summary, report.duration_ms)
     );

@@ -97,7 +97,7 @@ pub fn run(args: TokenArgs) -> Exit {
     };
     match signer.and_then(|s| s.sign(&template.for_user(&args.user))) {
         Ok(token) => {
-            println!("{token}");
+            out!("{token}");
             Exit::Ok
         }
         Err(e) => {
