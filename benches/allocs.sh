@@ -6,24 +6,18 @@
 #   benches/allocs.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet --bin hookbench
+. benches/lib.sh
 libc=$(ldd target/release/hookbench | awk '/libc.so/ {print $3}')
 perf probe -q -x "$libc" malloc 2>/dev/null || true
 B=target/release/hookbench
-tmp=$(mktemp -d)
-taskset -c 0 $B sim --listen 127.0.0.1:0 --print-config json --log error >"$tmp/sim.json" &
-sim=$!
-for _ in $(seq 100); do [ -s "$tmp/sim.json" ] && break; sleep 0.1; done
-read -r url id secret < <(python3 -c 'import json,sys; c=json.loads(open(sys.argv[1]).readline()); print(c["instances"][0]["v2_url"], c["client_id"], c["client_secret"])' "$tmp/sim.json")
-export HOOKBENCH_CLIENT_ID=$id HOOKBENCH_CLIENT_SECRET=$secret
+start_sim
 for sc in one-step one-step-new-user; do
-  perf stat -e probe_libc:malloc -p $sim -o "$tmp/sim.$sc" -- sleep 5 &
+  perf stat -e probe_libc:malloc -p $sim_pid -o "$tmp/sim.$sc" -- sleep 5 &
   ps=$!
-  taskset -c 1 perf stat -e probe_libc:malloc -o "$tmp/gen.$sc" $B run benches/scenarios/$sc.yaml --users 64 --duration 4s --grace 2s --quiet --target "$url" --out "$tmp/$sc" >/dev/null 2>&1 || true
+  "${on1[@]}" perf stat -e probe_libc:malloc -o "$tmp/gen.$sc" $B run benches/scenarios/$sc.yaml --users 64 --duration 4s --grace 2s --quiet --target "$url" --out "$tmp/$sc" >/dev/null 2>&1 || true
   wait $ps || true
   turns=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["counts"]["turns"])' "$tmp/$sc/results.json")
   sm=$(awk '/probe_libc:malloc/ {gsub(",","",$1); print $1}' "$tmp/sim.$sc")
   gm=$(awk '/probe_libc:malloc/ {gsub(",","",$1); print $1}' "$tmp/gen.$sc")
   python3 -c "t=$turns; print('$sc', 'turns', t, 'sim mallocs/turn %.1f' % ($sm/t), 'gen mallocs/turn %.1f' % ($gm/t))"
 done
-kill $sim

@@ -15,24 +15,12 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --quiet --bin hookbench
-tmp=$(mktemp -d)
-sim_pid=
-cleanup() { [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-pin() { if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then exec taskset -c "$1" "${@:2}"; else exec "${@:2}"; fi; }
-
-pin 0 target/release/hookbench sim --listen 127.0.0.1:0 --print-config json --log error >"$tmp/sim.json" &
-sim_pid=$!
-for _ in $(seq 100); do [ -s "$tmp/sim.json" ] && break; sleep 0.1; done
-read -r url id secret < <(python3 -c 'import json,sys; c=json.loads(open(sys.argv[1]).readline()); print(c["instances"][0]["v2_url"], c["client_id"], c["client_secret"])' "$tmp/sim.json")
-export HOOKBENCH_CLIENT_ID=$id HOOKBENCH_CLIENT_SECRET=$secret
+. benches/lib.sh
+start_sim
 token=$(target/release/hookbench token --user bench --client-id "$id" --client-secret "$secret" --expires-in 2h)
 body='{"message":{"type":"text","val":"balance"},"from":{"id":"bench"},"to":{"id":"x"}}'
 
 # Generators run on CPU 1 under /usr/bin/time, which records their user+system CPU seconds.
-on1=()
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then on1=(taskset -c 1); fi
 timed() { /usr/bin/time -f "%U %S" -o "$tmp/time" "${on1[@]}" "$@"; }
 cpu() { awk '{print $1 + $2}' "$tmp/time"; }
 

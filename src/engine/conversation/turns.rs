@@ -70,7 +70,6 @@ impl Conversation<'_> {
         };
         if ex.total > t.timeout {
             reply.push(body, v);
-            reply.latency = ex.total;
             return Some(Failure::Budget {
                 limit_ms: Some(ms(t.timeout)),
                 elapsed_ms: ms(ex.total),

@@ -115,8 +115,10 @@ impl Aggregate {
         self.interval.reset();
         on_tick(&point, &self.total);
         self.series.push(point);
-        for (th, r) in gates.list.iter().zip(gates.measure(&self.total, t)) {
-            if th.abort && !r.passed && self.aborted.is_none() {
+        // Only abort thresholds are judged while the run lasts; the others at its end.
+        for th in gates.list.iter().filter(|th| th.abort) {
+            let r = thresholds::evaluate(th, gates.origin, &self.total, t, &gates.labels);
+            if !r.passed && self.aborted.is_none() {
                 self.aborted = Some(format!("threshold broke: {} (actual {})", r.expr, r.actual));
                 ctl.stop.stop();
             }
