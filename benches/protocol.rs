@@ -53,7 +53,7 @@ fn jwt_bench(c: &mut Criterion) {
         extra: Default::default(),
     };
     let token = signer.sign(&template.for_user("user-42")).unwrap();
-    let key = VerifyKey::Secret(b"demo-secret-hookbench-0123456789abcdef".to_vec());
+    let key = VerifyKey::secret(b"demo-secret-hookbench-0123456789abcdef");
     let policy = VerifyPolicy::default();
     let mut g = c.benchmark_group("jwt");
     g.throughput(Throughput::Elements(1));

@@ -126,11 +126,15 @@ pub struct Bearer(http::HeaderValue);
 impl Bearer {
     /// The header for `token`.
     pub fn new(token: &str) -> Result<Self, TransportError> {
-        let mut v =
-            http::HeaderValue::try_from(format!("bearer {token}")).map_err(|e| TransportError {
-                kind: TransportKind::Other,
-                message: format!("the token cannot go in a header: {e}"),
-            })?;
+        Self::from_header(format!("bearer {token}"))
+    }
+
+    /// The header from its whole value (`bearer <token>`), taking the string as it is.
+    pub fn from_header(value: String) -> Result<Self, TransportError> {
+        let mut v = http::HeaderValue::try_from(value).map_err(|e| TransportError {
+            kind: TransportKind::Other,
+            message: format!("the token cannot go in a header: {e}"),
+        })?;
         v.set_sensitive(true);
         Ok(Self(v))
     }

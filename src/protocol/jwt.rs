@@ -91,7 +91,8 @@ fn unix_now() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The claims of a Webhook channel token. Unknown claims are kept in `extra`.
+/// The claims of a Webhook channel token. `extra` holds further claims to sign; reading a
+/// token ([`peek`]) keeps only the claims the channel checks, so `extra` is then empty.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Claims {
@@ -292,6 +293,18 @@ impl JwtError {
     }
 }
 
+/// An HMAC tag (32 or 64 bytes) on the stack.
+struct Tag {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl AsRef<[u8]> for Tag {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
 /// An HMAC keyed once: signing and checking a token then cost no key setup and no copy.
 #[derive(Clone)]
 enum Mac {
@@ -309,19 +322,28 @@ impl Mac {
         }
     }
 
-    /// The tag of `data`.
-    fn tag(&self, data: &[u8]) -> Vec<u8> {
+    /// The tag of `data`, in a buffer of the largest tag's size.
+    fn tag(&self, data: &[u8]) -> Tag {
         use hmac::Mac as _;
+        let mut t = Tag {
+            bytes: [0; 64],
+            len: 0,
+        };
+        let mut put = |b: &[u8]| {
+            t.bytes[..b.len()].copy_from_slice(b);
+            t.len = b.len();
+        };
         match self.clone() {
             Mac::S256(mut m) => {
                 m.update(data);
-                m.finalize().into_bytes().to_vec()
+                put(&m.finalize().into_bytes());
             }
             Mac::S512(mut m) => {
                 m.update(data);
-                m.finalize().into_bytes().to_vec()
+                put(&m.finalize().into_bytes());
             }
         }
+        t
     }
 
     /// True when `tag` is the tag of `data` (compared in constant time).
@@ -408,39 +430,49 @@ impl Signer {
 
     /// A signed compact token.
     pub fn sign(&self, claims: &Claims) -> Result<String, JwtError> {
-        self.sign_any(claims)
+        self.sign_any(claims, String::new())
     }
 
     /// A token for `user` from `template`, issued now: the same claims as
     /// `sign(&template.for_user(user))`, without building them.
     pub fn sign_for(&self, template: &ClaimsTemplate, user: &str) -> Result<String, JwtError> {
-        self.sign_any(&template.borrowed(user))
+        self.sign_any(&template.borrowed(user), String::new())
     }
 
-    fn sign_any(&self, claims: &impl Serialize) -> Result<String, JwtError> {
+    /// The `Authorization` value (`bearer <token>`) of [`Signer::sign_for`], written in one
+    /// buffer: a load test signs one for every new user.
+    pub fn bearer_for(&self, template: &ClaimsTemplate, user: &str) -> Result<String, JwtError> {
+        self.sign_any(&template.borrowed(user), String::from("bearer "))
+    }
+
+    /// Appends the signed token to `out`.
+    fn sign_any(&self, claims: &impl Serialize, mut out: String) -> Result<String, JwtError> {
         let Some((mac, header)) = &self.hs else {
-            return jsonwebtoken::encode(&Header::new(self.alg.to_jwt()), claims, &self.key)
-                .map_err(|e| JwtError::InvalidKey(e.to_string()));
+            let token = jsonwebtoken::encode(&Header::new(self.alg.to_jwt()), claims, &self.key)
+                .map_err(|e| JwtError::InvalidKey(e.to_string()))?;
+            out.push_str(&token);
+            return Ok(out);
         };
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let payload =
             serde_json::to_vec(claims).map_err(|e| JwtError::InvalidKey(e.to_string()))?;
-        let mut token = String::with_capacity(header.len() + payload.len() * 4 / 3 + 96);
-        token.push_str(header);
-        token.push('.');
-        b64.encode_string(&payload, &mut token);
-        let tag = mac.tag(token.as_bytes());
-        token.push('.');
-        b64.encode_string(tag, &mut token);
-        Ok(token)
+        out.reserve(header.len() + payload.len() * 4 / 3 + 96);
+        let start = out.len();
+        out.push_str(header);
+        out.push('.');
+        b64.encode_string(&payload, &mut out);
+        let tag = mac.tag(&out.as_bytes()[start..]);
+        out.push('.');
+        b64.encode_string(tag, &mut out);
+        Ok(out)
     }
 }
 
 /// The key an app verifies with.
 #[derive(Clone)]
 pub enum VerifyKey {
-    /// The client secret (HS family).
-    Secret(Vec<u8>),
+    /// The client secret (HS family), keyed once for each HS algorithm.
+    Secret(Box<SecretKey>),
     /// The registered public key (RS family).
     RsaPublic(DecodingKey),
 }
@@ -454,7 +486,39 @@ impl std::fmt::Debug for VerifyKey {
     }
 }
 
+/// A client secret keyed for HS256 and HS512 once, so checking a token costs the MAC of
+/// the token only (keying HMAC hashes two blocks of its own).
+#[derive(Clone)]
+pub struct SecretKey {
+    s256: Mac,
+    s512: Mac,
+}
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey(<redacted>)")
+    }
+}
+
+impl SecretKey {
+    fn mac(&self, alg: Alg) -> Option<&Mac> {
+        match alg {
+            Alg::HS256 => Some(&self.s256),
+            Alg::HS512 => Some(&self.s512),
+            _ => None,
+        }
+    }
+}
+
 impl VerifyKey {
+    /// From a client secret.
+    pub fn secret(secret: &[u8]) -> Self {
+        // HMAC takes keys of any length, the empty one too (bot files refuse that earlier).
+        let s256 = Mac::new(Alg::HS256, secret).expect("HMAC accepts any key length");
+        let s512 = Mac::new(Alg::HS512, secret).expect("HMAC accepts any key length");
+        VerifyKey::Secret(Box::new(SecretKey { s256, s512 }))
+    }
+
     /// From a PEM public key.
     pub fn rsa_pem(pem: &[u8]) -> Result<Self, JwtError> {
         DecodingKey::from_rsa_pem(pem)
@@ -518,8 +582,8 @@ pub fn bearer_token(header: &str) -> Result<&str, JwtError> {
     Ok(token)
 }
 
-/// A token's algorithm and claims, read without checking anything: used to find the app whose
-/// key will then verify it.
+/// A token's algorithm and the claims the channel checks, read without checking anything:
+/// used to find the app whose key will then verify it.
 pub fn peek(token: &str) -> Result<(Alg, Claims), JwtError> {
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(_), None) =
@@ -553,8 +617,54 @@ pub fn peek(token: &str) -> Result<(Alg, Claims), JwtError> {
         .map_err(|_| JwtError::Malformed("header is not JSON with `alg`".into()))?;
     let alg = Alg::parse(&header.alg)
         .ok_or_else(|| JwtError::UnsupportedAlgorithm(header.alg.into_owned()))?;
-    let claims: Claims = serde_json::from_slice(&decode(p, "payload")?)
-        .map_err(|e| JwtError::Malformed(format!("claims: {e}")))?;
+    // The claims the channel reads, borrowed where the JSON has no escapes; others are
+    // skipped rather than buffered (a flattened map would copy every key and value).
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ClaimsIn<'a> {
+        #[serde(default, borrow)]
+        app_id: Option<std::borrow::Cow<'a, str>>,
+        #[serde(default, borrow)]
+        iss: Option<std::borrow::Cow<'a, str>>,
+        #[serde(default, borrow)]
+        sub: Option<std::borrow::Cow<'a, str>>,
+        #[serde(default, borrow)]
+        user_identity: Option<std::borrow::Cow<'a, str>>,
+        #[serde(default)]
+        iat: Option<NumericDate>,
+        #[serde(default)]
+        exp: Option<NumericDate>,
+        #[serde(default, borrow)]
+        jti: Option<std::borrow::Cow<'a, str>>,
+        #[serde(default)]
+        is_anonymous: Option<bool>,
+        #[serde(default)]
+        aud: Option<Value>,
+    }
+    let mut stack = [0u8; 1024];
+    let long;
+    let payload = match b64.decode_slice(p.trim_end_matches('='), &mut stack) {
+        Ok(n) => &stack[..n],
+        Err(_) => {
+            long = decode(p, "payload")?;
+            &long[..]
+        }
+    };
+    let c: ClaimsIn<'_> =
+        serde_json::from_slice(payload).map_err(|e| JwtError::Malformed(format!("claims: {e}")))?;
+    let owned = |v: Option<std::borrow::Cow<'_, str>>| v.map(std::borrow::Cow::into_owned);
+    let claims = Claims {
+        app_id: owned(c.app_id),
+        iss: owned(c.iss),
+        sub: owned(c.sub),
+        user_identity: owned(c.user_identity),
+        iat: c.iat,
+        exp: c.exp,
+        jti: owned(c.jti),
+        is_anonymous: c.is_anonymous,
+        aud: c.aud,
+        extra: Map::new(),
+    };
     Ok((alg, claims))
 }
 
@@ -588,11 +698,14 @@ pub fn verify_peeked(
         let (signed, sig) = token
             .rsplit_once('.')
             .ok_or_else(|| JwtError::Malformed("expected three dot-separated parts".into()))?;
-        let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(sig.trim_end_matches('='))
+        // HS512 tags are 64 bytes; anything longer cannot be one.
+        let mut buf = [0u8; 96];
+        let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode_slice(sig.trim_end_matches('='), &mut buf)
             .map_err(|_| JwtError::Malformed("signature is not base64url".into()))?;
-        let mac = Mac::new(alg, secret).ok_or(JwtError::AlgorithmNotAllowed(alg))?;
-        if !mac.verify(signed.as_bytes(), &tag) {
+        let tag = &buf[..n];
+        let mac = secret.mac(alg).ok_or(JwtError::AlgorithmNotAllowed(alg))?;
+        if !mac.verify(signed.as_bytes(), tag) {
             return Err(JwtError::BadSignature);
         }
         check_claims(&claims, policy, unix_now())?;
@@ -603,9 +716,8 @@ pub fn verify_peeked(
     validation.validate_nbf = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
-    let decoding = match key {
-        VerifyKey::Secret(s) => &DecodingKey::from_secret(s),
-        VerifyKey::RsaPublic(k) => k,
+    let VerifyKey::RsaPublic(decoding) = key else {
+        return Err(JwtError::AlgorithmNotAllowed(alg));
     };
     jsonwebtoken::decode::<serde::de::IgnoredAny>(token, decoding, &validation).map_err(|e| {
         use jsonwebtoken::errors::ErrorKind as K;
@@ -621,6 +733,37 @@ pub fn verify_peeked(
 
 /// The time-based and presence checks on verified claims, at time `now` (seconds).
 pub fn check_claims(claims: &Claims, policy: &VerifyPolicy, now: f64) -> Result<(), JwtError> {
+    check_lifetime(&claims.lifetime(), policy, now)
+}
+
+/// The claims re-checked on every use of a token whose signature was verified before: its
+/// times, whether it has a `jti`, and the anonymous flag.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lifetime {
+    /// Issued at.
+    pub iat: Option<NumericDate>,
+    /// Expires at.
+    pub exp: Option<NumericDate>,
+    /// A `jti` is present.
+    pub jti: bool,
+    /// `isAnonymous: true`.
+    pub anonymous: bool,
+}
+
+impl Claims {
+    /// What [`check_lifetime`] reads.
+    pub fn lifetime(&self) -> Lifetime {
+        Lifetime {
+            iat: self.iat,
+            exp: self.exp,
+            jti: self.jti.is_some(),
+            anonymous: self.is_anonymous == Some(true),
+        }
+    }
+}
+
+/// [`check_claims`] on the claims it reads.
+pub fn check_lifetime(claims: &Lifetime, policy: &VerifyPolicy, now: f64) -> Result<(), JwtError> {
     let leeway = policy.leeway.as_secs_f64();
     if policy.require_exp && claims.exp.is_none() {
         return Err(JwtError::MissingClaim("exp"));
@@ -639,7 +782,7 @@ pub fn check_claims(claims: &Claims, policy: &VerifyPolicy, now: f64) -> Result<
         }
     }
     if policy.require_jti {
-        if claims.jti.is_none() {
+        if !claims.jti {
             return Err(JwtError::MissingClaim("jti"));
         }
         match claims.exp {
@@ -647,7 +790,7 @@ pub fn check_claims(claims: &Claims, policy: &VerifyPolicy, now: f64) -> Result<
             _ => return Err(JwtError::JtiLifetime),
         }
     }
-    if claims.is_anonymous == Some(true) && !policy.allow_anonymous {
+    if claims.anonymous && !policy.allow_anonymous {
         return Err(JwtError::AnonymousNotAllowed);
     }
     Ok(())
@@ -682,7 +825,7 @@ mod tests {
             assert_eq!(read.claims["userIdentity"], "u1");
             // ...and the fast check refuses a payload changed after signing.
             let (alg2, claims) = peek(&token).unwrap();
-            let key = VerifyKey::Secret(b"k3y".to_vec());
+            let key = VerifyKey::secret(b"k3y");
             let policy = VerifyPolicy::default();
             assert!(verify_peeked(&token, alg2, claims.clone(), &key, &policy).is_ok());
             let mut parts: Vec<&str> = token.split('.').collect();
@@ -720,6 +863,32 @@ mod tests {
     }
 
     #[test]
+    fn peek_reads_escaped_claims_and_skips_unknown_ones() {
+        let signer = Signer::hmac(Alg::HS256, b"k").unwrap();
+        let mut extra = Map::new();
+        extra.insert("tenant".into(), Value::from("t-1"));
+        extra.insert("roles".into(), serde_json::json!(["a", {"b": 1}]));
+        let t = ClaimsTemplate {
+            extra,
+            ..template()
+        };
+        // An escaped quote and a non-ASCII letter cannot be borrowed: read as owned text.
+        let user = "u\"\u{e9}";
+        let token = signer.sign_for(&t, user).unwrap();
+        let (alg, claims) = peek(&token).unwrap();
+        assert_eq!(claims.sub.as_deref(), Some(user));
+        assert_eq!(claims.user_identity.as_deref(), Some(user));
+        assert_eq!(claims.app(), Some("cs-1"));
+        assert!(claims.extra.is_empty());
+        let key = VerifyKey::secret(b"k");
+        assert!(verify_peeked(&token, alg, claims, &key, &VerifyPolicy::default()).is_ok());
+        // The header value is `bearer ` and the same kind of token.
+        let header = signer.bearer_for(&t, user).unwrap();
+        let inner = bearer_token(&header).unwrap();
+        assert_eq!(peek(inner).unwrap().1.sub.as_deref(), Some(user));
+    }
+
+    #[test]
     fn an_empty_secret_signs_nothing() {
         let e = Signer::hmac(Alg::HS256, b"").unwrap_err().to_string();
         assert!(e.contains("empty"), "{e}");
@@ -742,12 +911,12 @@ mod tests {
     fn hs_round_trip_and_bad_signature() {
         let signer = Signer::hmac(Alg::HS256, b"secret").unwrap();
         let token = signer.sign(&template().for_user("u1")).unwrap();
-        let key = VerifyKey::Secret(b"secret".to_vec());
+        let key = VerifyKey::secret(b"secret");
         let (alg, claims) = verify(&token, &key, &VerifyPolicy::default()).unwrap();
         assert_eq!(alg, Alg::HS256);
         assert_eq!(claims.app(), Some("cs-1"));
         assert_eq!(claims.user_identity.as_deref(), Some("u1"));
-        let wrong = VerifyKey::Secret(b"other".to_vec());
+        let wrong = VerifyKey::secret(b"other");
         assert_eq!(
             verify(&token, &wrong, &VerifyPolicy::default()),
             Err(JwtError::BadSignature)
@@ -762,7 +931,7 @@ mod tests {
             b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
             b64.encode(br#"{"appId":"cs-1"}"#)
         );
-        let key = VerifyKey::Secret(b"secret".to_vec());
+        let key = VerifyKey::secret(b"secret");
         assert_eq!(
             verify(&token, &key, &VerifyPolicy::default()),
             Err(JwtError::UnsupportedAlgorithm("none".into()))

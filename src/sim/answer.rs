@@ -60,7 +60,7 @@ pub fn authenticate(state: &SimState, headers: &HeaderMap) -> Result<VerifiedTok
     let token = jwt::bearer_token(value)?;
     if let Some(hit) = state.cached_token(token) {
         let policy = &state.bot.apps[hit.app].policy;
-        jwt::check_claims(&hit.claims, policy, unix_now())?;
+        jwt::check_lifetime(&hit.lifetime, policy, unix_now())?;
         return Ok(hit);
     }
     let (alg, claims) = jwt::peek(token)?;
@@ -78,12 +78,13 @@ pub fn authenticate(state: &SimState, headers: &HeaderMap) -> Result<VerifiedTok
     let (_, claims) = jwt::verify_peeked(token, alg, claims, key, &app.policy)?;
     let verified = VerifiedToken {
         app: app_index,
-        claims: Arc::new(claims),
+        identity: claims.user_identity.as_deref().map(Arc::from),
+        lifetime: claims.lifetime(),
     };
     if app.policy.require_jti {
         // Every use must be checked for replay, so these tokens are never cached.
-        let jti = verified.claims.jti.as_deref().unwrap_or_default();
-        let exp = verified.claims.exp.map(|e| e.0).unwrap_or(f64::MAX);
+        let jti = claims.jti.as_deref().unwrap_or_default();
+        let exp = claims.exp.map(|e| e.0).unwrap_or(f64::MAX);
         if !state.use_jti(&app.client_id, jti, exp) {
             return Err(JwtError::Replay);
         }

@@ -2,9 +2,8 @@
 //! input, as a [`Turn`] of timed segments. No I/O and no clock waits here: the server decides
 //! how a turn is delivered (one response, a poll chain, or async POSTs).
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -116,13 +115,21 @@ pub struct UserContext<'a> {
 
 const SHARDS: usize = 64;
 
-type Shard = Mutex<HashMap<String, SessionState>>;
+/// Sessions are keyed by `from.id` with foldhash, seeded per process: a new user's session
+/// is hashed twice (shard, then map), and SipHash made that a visible share of a new user's
+/// cost. The ids come from the channel's own clients; the simulator is a test target.
+type Hasher = foldhash::fast::RandomState;
+
+/// hashbrown for `entry_ref`: finding or making a session is one probe of the table, and the
+/// key is copied only when the session is new.
+type Shard = Mutex<hashbrown::HashMap<String, SessionState, Hasher>>;
 
 /// All sessions of one bot: per channel instance, maps keyed by `from.id`, sharded so
 /// concurrent users rarely share a lock (and looked up by `&str`, without allocating).
 #[derive(Debug)]
 pub struct Sessions {
     shards: Vec<Shard>,
+    hasher: Hasher,
 }
 
 impl Sessions {
@@ -130,15 +137,16 @@ impl Sessions {
     pub fn new(instances: usize) -> Self {
         Self {
             shards: (0..SHARDS * instances.max(1))
-                .map(|_| Mutex::new(HashMap::new()))
+                .map(|_| Mutex::new(hashbrown::HashMap::default()))
                 .collect(),
+            hasher: Hasher::default(),
         }
     }
 
     fn shard(&self, instance: u16, user: &str) -> &Shard {
-        let mut h = DefaultHasher::new();
-        user.hash(&mut h);
-        let i = usize::from(instance) * SHARDS + (h.finish() as usize) % SHARDS;
+        // The high bits pick the shard; the map inside uses its own seed.
+        let h = self.hasher.hash_one(user) >> 32;
+        let i = usize::from(instance) * SHARDS + (h as usize) % SHARDS;
         &self.shards[i % self.shards.len()]
     }
 
@@ -199,10 +207,9 @@ impl Sessions {
             });
             return turn;
         }
-        if !shard.contains_key(ctx.user_id) {
-            shard.insert(ctx.user_id.to_string(), SessionState::new(now));
-        }
-        let session = shard.get_mut(ctx.user_id).expect("inserted above");
+        let session = shard
+            .entry_ref(ctx.user_id)
+            .or_insert_with(|| SessionState::new(now));
         if ctx.new_session
             || matches!(input, Input::Event(Event::OnConnect))
             || now.duration_since(session.last_seen) >= bot.settings.session_idle
@@ -210,11 +217,6 @@ impl Sessions {
             *session = SessionState::new(now);
         }
         session.last_seen = now;
-        if session.slots.is_empty() {
-            session
-                .slots
-                .insert("user_id".into(), ctx.user_id.to_string());
-        }
         if let Some(f) = ctx
             .first_name
             .filter(|f| session.slots.get("first_name").map(String::as_str) != Some(*f))
@@ -232,12 +234,12 @@ impl Sessions {
         match (input, pending) {
             (Input::Event(Event::OnConnect), _) => {
                 for s in &bot.welcome {
-                    turn.say(render_say(s, &session.slots));
+                    turn.say(render_say(s, &Slots::of(&session.slots, ctx.user_id)));
                 }
             }
             (Input::Text { text, .. }, Pending::Ask { dialog, next, slot }) => {
                 session.slots.insert(slot, text.to_string());
-                run(bot, dialog, next, session, &mut turn, &mut rng);
+                run(bot, dialog, next, ctx.user_id, session, &mut turn, &mut rng);
             }
             (Input::FormData(fd), Pending::Form { dialog, next, form })
                 if fd.form_id == form.id =>
@@ -255,7 +257,7 @@ impl Sessions {
                         session.slots.insert(field.key.clone(), v);
                     }
                 }
-                run(bot, dialog, next, session, &mut turn, &mut rng);
+                run(bot, dialog, next, ctx.user_id, session, &mut turn, &mut rng);
             }
             (input, _) => {
                 let (text, has_attachments) = match input {
@@ -271,10 +273,10 @@ impl Sessions {
                     .iter()
                     .position(|d| d.matcher.matches(&lower, has_attachments))
                 {
-                    Some(d) => run(bot, d, 0, session, &mut turn, &mut rng),
+                    Some(d) => run(bot, d, 0, ctx.user_id, session, &mut turn, &mut rng),
                     None => {
                         for s in &bot.fallback {
-                            turn.say(render_say(s, &session.slots));
+                            turn.say(render_say(s, &Slots::of(&session.slots, ctx.user_id)));
                         }
                     }
                 }
@@ -300,6 +302,7 @@ fn run(
     bot: &Bot,
     dialog: usize,
     from: usize,
+    user: &str,
     session: &mut SessionState,
     turn: &mut Turn,
     rng: &mut impl Rng,
@@ -307,9 +310,9 @@ fn run(
     let d: &Dialog = &bot.dialogs[dialog];
     for (i, step) in d.steps.iter().enumerate().skip(from) {
         match step {
-            Step::Say(s) => turn.say(render_say(s, &session.slots)),
+            Step::Say(s) => turn.say(render_say(s, &Slots::of(&session.slots, user))),
             Step::Ask { prompt, slot } => {
-                turn.say(Out::Text(render(prompt, &session.slots)));
+                turn.say(Out::Text(render(prompt, &Slots::of(&session.slots, user))));
                 session.pending = Pending::Ask {
                     dialog,
                     next: i + 1,
@@ -318,7 +321,10 @@ fn run(
                 return;
             }
             Step::Form(form) => {
-                turn.say(Out::Text(render(&form.prompt, &session.slots)));
+                turn.say(Out::Text(render(
+                    &form.prompt,
+                    &Slots::of(&session.slots, user),
+                )));
                 turn.say(Out::Form(form.clone()));
                 session.pending = Pending::Form {
                     dialog,
@@ -337,7 +343,10 @@ fn run(
                     ..Default::default()
                 });
                 if *fail_rate > 0.0 && rng.random_bool(*fail_rate) {
-                    turn.say(Out::Text(render(on_failure, &session.slots)));
+                    turn.say(Out::Text(render(
+                        on_failure,
+                        &Slots::of(&session.slots, user),
+                    )));
                     turn.current().task_end = Some(d.task_end(EndReason::Interrupted));
                     return;
                 }
@@ -350,14 +359,14 @@ fn run(
     }
 }
 
-fn render_say(s: &Say, slots: &HashMap<String, String>) -> Out {
+fn render_say(s: &Say, slots: &Slots<'_>) -> Out {
     match s {
         Say::Text(t) => Out::Text(render(t, slots)),
         Say::Template(v) => Out::Template(render_value(v, slots)),
     }
 }
 
-fn render_value(v: &Value, slots: &HashMap<String, String>) -> Value {
+fn render_value(v: &Value, slots: &Slots<'_>) -> Value {
     match v {
         Value::String(s) => Value::String(render(s, slots)),
         Value::Array(a) => Value::Array(a.iter().map(|x| render_value(x, slots)).collect()),
@@ -370,8 +379,31 @@ fn render_value(v: &Value, slots: &HashMap<String, String>) -> Value {
     }
 }
 
+/// A session's slots as the bot's texts read them: `{user_id}` is the user's id unless a
+/// question filled a slot of that name (the id is not copied into every session).
+#[derive(Debug, Clone, Copy)]
+pub struct Slots<'a> {
+    map: &'a HashMap<String, String>,
+    user_id: &'a str,
+}
+
+impl<'a> Slots<'a> {
+    /// The slots of a session of `user_id`.
+    pub fn of(map: &'a HashMap<String, String>, user_id: &'a str) -> Self {
+        Self { map, user_id }
+    }
+
+    fn get(&self, name: &str) -> Option<&'a str> {
+        match self.map.get(name) {
+            Some(v) => Some(v),
+            None if name == "user_id" => Some(self.user_id),
+            None => None,
+        }
+    }
+}
+
 /// Fills `{slot}` placeholders; unknown names stay as written.
-pub fn render(text: &str, slots: &HashMap<String, String>) -> String {
+pub fn render(text: &str, slots: &Slots<'_>) -> String {
     if !text.contains('{') {
         return text.to_string();
     }
@@ -522,8 +554,13 @@ mod tests {
 
     #[test]
     fn render_fills_known_slots_only() {
-        let slots = HashMap::from([("a".to_string(), "1".to_string())]);
+        let map = HashMap::from([("a".to_string(), "1".to_string())]);
+        let slots = Slots::of(&map, "u-7");
         assert_eq!(render("x {a} {b} {", &slots), "x 1 {b} {");
         assert_eq!(render("{a}{a}", &slots), "11");
+        assert_eq!(render("hi {user_id}", &slots), "hi u-7");
+        // A question that filled a slot named user_id wins over the id.
+        let asked = HashMap::from([("user_id".to_string(), "typed".to_string())]);
+        assert_eq!(render("{user_id}", &Slots::of(&asked, "u-7")), "typed");
     }
 }

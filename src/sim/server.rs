@@ -248,7 +248,6 @@ async fn message(
         Ok(ok) => ok,
         Err(e) => return auth_error(version, &e),
     };
-    let claims = &verified.claims;
     // A body over the limit (2 MiB) gets the documented envelope, not axum's plain text.
     let body = match body {
         Ok(b) => b,
@@ -293,7 +292,7 @@ async fn message(
         Err(kind) => return error(version, kind),
     };
     if d.identity_checked {
-        if let Some(identity) = claims.user_identity.as_deref() {
+        if let Some(identity) = verified.identity.as_deref() {
             if identity != d.user {
                 return auth_error(version, &JwtError::IdentityMismatch);
             }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::bot::{Bot, RateLimit};
 use super::conversation::{Segment, Sessions};
 use super::metrics::Metrics;
-use crate::protocol::jwt::Claims;
+use crate::protocol::jwt::Lifetime;
 
 /// Who may read or continue something the simulator keeps (a poll batch, an upload): the app
 /// of the token that started it and the user identity that token carried. Another user's
@@ -25,14 +25,14 @@ impl Owner {
     pub fn of(token: &VerifiedToken) -> Owner {
         Owner {
             app: token.app,
-            identity: token.claims.user_identity.clone(),
+            identity: token.identity.as_deref().map(str::to_string),
         }
     }
 
     /// True when `token` may act for this owner: same app, and the same user when either
     /// side names one.
     pub fn admits(&self, token: &VerifiedToken) -> bool {
-        self.app == token.app && self.identity == token.claims.user_identity
+        self.app == token.app && self.identity.as_deref() == token.identity.as_deref()
     }
 }
 
@@ -82,13 +82,17 @@ pub struct FileMeta {
     pub created: Instant,
 }
 
-/// A token whose signature was already verified: its app (index into `bot.apps`) and claims.
+/// A token whose signature was already verified: its app (index into `bot.apps`) and the
+/// claims the simulator reads after that. Kept compact (one shared string at most): every new
+/// user's token is cached until its shard fills.
 #[derive(Debug, Clone)]
 pub struct VerifiedToken {
     /// Index of the app in `bot.apps`.
     pub app: usize,
-    /// The verified claims.
-    pub claims: Arc<Claims>,
+    /// `userIdentity`.
+    pub identity: Option<Arc<str>>,
+    /// Re-checked on every use.
+    pub lifetime: Lifetime,
 }
 
 const TOKEN_SHARDS: usize = 16;

@@ -338,13 +338,13 @@ impl Conversation<'_> {
                 return Ok(b);
             }
         }
-        let signed = t
+        let header = t
             .signer
-            .sign_for(&t.claims, &state.user)
+            .bearer_for(&t.claims, &state.user)
             .map_err(|e| Failure::Decode {
                 message: format!("cannot sign a token: {e}"),
             })?;
-        let bearer = Bearer::new(&signed).map_err(transport)?;
+        let bearer = Bearer::from_header(header).map_err(transport)?;
         if reusable {
             *state.tokens = TokenCache {
                 user: state.user.clone(),

@@ -301,7 +301,7 @@ impl Validator<'_> {
             secret: r
                 .client_secret
                 .as_ref()
-                .map(|s| VerifyKey::Secret(s.clone().into_bytes())),
+                .map(|s| VerifyKey::secret(s.as_bytes())),
             public_key,
             policy,
             client_secret: r.client_secret,
