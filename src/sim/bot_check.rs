@@ -63,6 +63,9 @@ const FAULTS: Shape = Map(&[
     ("async_duplicate_rate", Rate, false),
     ("async_reorder_rate", Rate, false),
     ("async_delay", Delay, false),
+    ("async_ack_delay", Delay, false),
+    ("poll_redeliver", Bool, false),
+    ("bare_errors", Bool, false),
 ]);
 
 const INSTANCE: Shape = Map(&[

@@ -26,6 +26,12 @@ pub(crate) struct RawFaults {
     async_reorder_rate: Option<f64>,
     #[serde(default)]
     async_delay: Option<Delay>,
+    #[serde(default)]
+    async_ack_delay: Option<Delay>,
+    #[serde(default)]
+    poll_redeliver: bool,
+    #[serde(default)]
+    bare_errors: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,6 +58,13 @@ pub struct Faults {
     pub async_reorder_rate: f64,
     /// Extra delay before each async POST.
     pub async_delay: Delay,
+    /// Protocol deviations, for testing certification and clients: delay before the async
+    /// acknowledgement.
+    pub async_ack_delay: Delay,
+    /// A pollId whose messages were delivered answers them again (single delivery broken).
+    pub poll_redeliver: bool,
+    /// V2 error answers without `_v` and `_t` (a wrong envelope).
+    pub bare_errors: bool,
 }
 
 /// What to do with one request, drawn from the settings.
@@ -109,6 +122,9 @@ impl Faults {
             async_duplicate_rate: rate("async_duplicate_rate", r.async_duplicate_rate)?,
             async_reorder_rate: rate("async_reorder_rate", r.async_reorder_rate)?,
             async_delay: r.async_delay.unwrap_or_default(),
+            async_ack_delay: r.async_ack_delay.unwrap_or_default(),
+            poll_redeliver: r.poll_redeliver,
+            bare_errors: r.bare_errors,
         })
     }
 

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
-use tower_http::cors::{Any, CorsLayer};
+use tower_http::cors::{AllowHeaders, Any, CorsLayer};
 
 use super::bot::{Instance, Mode};
 use super::conversation::{Segment, Turn, UserContext};
@@ -67,7 +67,9 @@ pub fn router(state: Shared) -> Router {
             CorsLayer::new()
                 .allow_origin(Any)
                 .allow_methods([Method::GET, Method::POST, Method::PUT, Method::OPTIONS])
-                .allow_headers(Any)
+                // The headers a pre-flight asks for, named back: `*` does not cover
+                // Authorization (Fetch standard), and browsers do not cache such pre-flights.
+                .allow_headers(AllowHeaders::mirror_request())
                 .max_age(Duration::from_secs(86_400)),
         )
 }
@@ -240,8 +242,47 @@ async fn message(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let response = answer(state.clone(), version, &bot, inst.as_deref(), headers, body).await;
+    if response.status().is_client_error() || response.status().is_server_error() {
+        let bare =
+            resolve(&state, &bot, inst.as_deref()).is_some_and(|(_, i)| i.faults.bare_errors);
+        if bare && version == Version::V2 {
+            return without_envelope_tags(response).await;
+        }
+    }
+    response
+}
+
+/// The `bare_errors` fault: the error body without `_v` and `_t`.
+async fn without_envelope_tags(response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("_v");
+        o.remove("_t");
+    }
+    let mut r = json(parts.status, &v);
+    for (k, val) in &parts.headers {
+        if k != axum::http::header::CONTENT_LENGTH {
+            r.headers_mut().insert(k, val.clone());
+        }
+    }
+    r
+}
+
+async fn answer(
+    state: Shared,
+    version: Version,
+    bot: &str,
+    inst: Option<&str>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let arrived = Instant::now();
-    let Some((idx, instance)) = resolve(&state, &bot, inst.as_deref()) else {
+    let Some((idx, instance)) = resolve(&state, bot, inst) else {
         return error(version, ErrorKind::NotFound);
     };
     let verified = match authenticate(&state, &headers) {
@@ -318,7 +359,8 @@ async fn message(
     let response = match instance.mode {
         Mode::Async => {
             delivery::spawn(state.clone(), idx, version, user, turn);
-            crate::common::pause_until(arrived + latency).await;
+            let ack_delay = instance.faults.async_ack_delay.sample(&mut rand::rng());
+            crate::common::pause_until(arrived + latency + ack_delay).await;
             match version {
                 Version::V1 => json(StatusCode::OK, &serde_json::json!({})),
                 Version::V2 => json(StatusCode::OK, &v2::Response::async_ack(ids::trace_id())),
@@ -473,6 +515,10 @@ async fn poll(
                 body.poll_id = Some(id.clone());
                 entry.created = now;
                 polls.insert(id, entry);
+            } else if state.bot.instances[instance as usize].faults.poll_redeliver {
+                // The `poll_redeliver` fault: the same pollId answers the same messages again.
+                entry.segments = ready.into_iter().map(|s| (now, s)).collect();
+                polls.insert(poll_id.clone(), entry);
             }
             (body, instance)
         }
