@@ -28,6 +28,19 @@ impl From<Outcome> for Exit {
     }
 }
 
+impl From<&crate::certify::Certification> for Exit {
+    /// PASSED and WARNED certificates exit 0; FAILED exits 1, or 3 when a check that did not
+    /// pass could not reach the target.
+    fn from(c: &crate::certify::Certification) -> Self {
+        use crate::certify::Grade;
+        match c.result {
+            Grade::Passed | Grade::Warned => Exit::Ok,
+            Grade::Failed if c.unreachable() => Exit::Unreachable,
+            Grade::Failed => Exit::Failed,
+        }
+    }
+}
+
 /// What can stop a command before it has a verdict. Every variant is the user's input or the
 /// machine, never the target: the target's faults are results, not errors.
 #[derive(Debug, thiserror::Error)]

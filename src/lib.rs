@@ -7,6 +7,7 @@
 //! - [`sim`]: the reference platform simulator;
 //! - [`cli`]: the command line.
 
+pub mod certify;
 pub mod cli;
 pub mod client;
 pub mod common;

@@ -154,11 +154,22 @@ fn the_documented_options_are_the_parsed_ones() {
     let readme = include_str!("../README.md");
     let scenario_doc = include_str!("../docs/scenario.md");
     let cli = Cli::command();
+    // Commands with subcommands (`certify list`, `certify channel`) have a row each.
+    let mut commands: Vec<(String, &clap::Command)> = Vec::new();
     for sub in cli.get_subcommands() {
+        if sub.has_subcommands() {
+            for nested in sub.get_subcommands() {
+                commands.push((format!("{} {}", sub.get_name(), nested.get_name()), nested));
+            }
+        } else {
+            commands.push((sub.get_name().to_string(), sub));
+        }
+    }
+    for (name, sub) in commands {
         let row = readme
             .lines()
-            .find(|l| l.starts_with(&format!("| `hookbench {} ", sub.get_name())))
-            .unwrap_or_else(|| panic!("no README row for `hookbench {}`", sub.get_name()));
+            .find(|l| l.starts_with(&format!("| `hookbench {name} ")))
+            .unwrap_or_else(|| panic!("no README row for `hookbench {name}`"));
         for arg in sub.get_arguments() {
             let Some(long) = arg.get_long() else { continue };
             if ["help", "version", "log"].contains(&long) {
@@ -166,8 +177,7 @@ fn the_documented_options_are_the_parsed_ones() {
             }
             assert!(
                 row.contains(&format!("--{long}")),
-                "README's `hookbench {}` row lacks --{long}",
-                sub.get_name()
+                "README's `hookbench {name}` row lacks --{long}"
             );
             if sub.get_name() == "run"
                 && ![

@@ -19,6 +19,7 @@ macro_rules! out_part {
     }};
 }
 
+pub mod certify;
 pub mod run;
 pub mod sim;
 pub mod test;
@@ -92,6 +93,12 @@ pub enum Command {
     Validate(test::ValidateArgs),
     /// Print a signed JWT for a user (the demo bot's credentials unless given).
     Token(token::TokenArgs),
+    /// Conformance certification: the catalogue of checks, and signed certificate bundles.
+    Certify(certify::CertifyArgs),
+    /// Write a new Ed25519 signing key (PKCS#8 PEM) and its public key (FILE.pub).
+    Keygen(certify::KeygenArgs),
+    /// Check a certificate bundle: signature, every file's digest, versions, required checks.
+    Verify(certify::VerifyArgs),
 }
 
 /// Parses the command line and runs it.
@@ -129,6 +136,9 @@ pub fn main() -> ExitCode {
             Command::Compare(args) => run::compare(args),
             Command::Validate(args) => test::validate(args),
             Command::Replay(args) => test::replay(args).await,
+            Command::Certify(args) => certify::run(args).await,
+            Command::Keygen(args) => certify::keygen(args),
+            Command::Verify(args) => certify::verify(args),
         }
     });
     exit.into()

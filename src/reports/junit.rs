@@ -108,3 +108,52 @@ pub fn gates(report: &crate::engine::load::report::LoadReport) -> String {
     r.add_test_suite(suite);
     r.to_string().unwrap_or_default()
 }
+
+/// JUnit for a certification: one testcase per check; a failed required check is a
+/// `<failure>` (an `<error>` when the target could not be reached), a skipped one `<skipped>`,
+/// a recommended check that did not hold passes with a WARNING line in its output.
+pub fn certification(c: &crate::certify::Certification) -> String {
+    use crate::certify::CheckStatus;
+    let mut suite = TestSuite::new(format!(
+        "hookbench certify {} --profile {}",
+        c.side.as_str(),
+        c.profile.as_str()
+    ));
+    for check in &c.checks {
+        let reason = check.reason.clone().unwrap_or_default();
+        let status = match check.result {
+            CheckStatus::Passed | CheckStatus::Warning => TestCaseStatus::success(),
+            CheckStatus::Failed => {
+                let kind = if check.unreachable {
+                    NonSuccessKind::Error
+                } else {
+                    NonSuccessKind::Failure
+                };
+                let mut s = TestCaseStatus::non_success(kind);
+                s.set_message(reason.clone()).set_type("required");
+                s
+            }
+            CheckStatus::Skipped => {
+                let mut s = TestCaseStatus::skipped();
+                s.set_message(reason.clone());
+                s
+            }
+        };
+        let mut tc = TestCase::new(format!("{} {}", check.id, check.title), status);
+        tc.set_classname(format!("certify.{}", c.side.as_str()));
+        tc.set_time(Duration::from_secs_f64(check.duration_ms / 1000.0));
+        if check.result == CheckStatus::Warning {
+            tc.set_system_out(format!("WARNING (recommended): {reason}"));
+        }
+        suite.add_test_case(tc);
+    }
+    suite.set_system_out(format!(
+        "certificate: {} for {} {}",
+        c.result.as_str(),
+        c.product.name,
+        c.product.version
+    ));
+    let mut r = Report::new("hookbench");
+    r.add_test_suite(suite);
+    r.to_string().unwrap_or_default()
+}

@@ -1,5 +1,6 @@
 //! Reports: each one a function of the result data.
 
+pub mod certificate;
 pub mod charts;
 pub mod compare;
 pub mod html;

@@ -1,0 +1,298 @@
+//! The certificate bundle: `results.json`, `junit.xml`, `certificate.html`, the signer's
+//! public key `certificate.pub`, and `certificate.json`, an in-toto Statement (Test Result
+//! predicate) whose subjects are every other file with its sha256, in a DSSE envelope signed
+//! with Ed25519. [`verify`] checks all of it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::catalogue::{self, Level};
+use super::sign::{self, Envelope, IN_TOTO_PAYLOAD_TYPE};
+use super::{Certification, CheckStatus, Grade};
+
+/// The in-toto Statement type.
+pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+/// The Test Result predicate.
+pub const TEST_RESULT_PREDICATE: &str = "https://in-toto.io/attestation/test-result/v0.1";
+
+/// The signed statement's file.
+pub const CERTIFICATE: &str = "certificate.json";
+/// The signer's public key.
+pub const PUBLIC_KEY: &str = "certificate.pub";
+const RESULTS: &str = "results.json";
+const JUNIT: &str = "junit.xml";
+const HTML: &str = "certificate.html";
+
+/// Which key signs.
+#[derive(Debug)]
+pub enum Key {
+    /// The vendor's or lab's own key (`--signing-key`).
+    Given(SigningKey),
+    /// A key made for this bundle only: the bundle says it is self-signed.
+    Ephemeral(SigningKey),
+}
+
+impl Key {
+    fn signing(&self) -> &SigningKey {
+        match self {
+            Key::Given(k) | Key::Ephemeral(k) => k,
+        }
+    }
+}
+
+/// Why a bundle could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// Which.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Rendering or signing failed.
+    #[error("{0}")]
+    Render(String),
+}
+
+/// Writes the bundle into `dir` (created when missing); returns the files written.
+pub fn write(dir: &Path, c: &Certification, key: &Key) -> Result<Vec<PathBuf>, WriteError> {
+    std::fs::create_dir_all(dir).map_err(|source| WriteError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let verifying = key.signing().verifying_key();
+    let key_id = sign::key_id(&verifying);
+    let signer = match key {
+        Key::Given(_) => format!("Ed25519 key {key_id}"),
+        Key::Ephemeral(_) => {
+            format!("Ed25519 key {key_id} (self-signed: a key made for this bundle only)")
+        }
+    };
+    let results = serde_json::to_vec_pretty(c).map_err(|e| WriteError::Render(e.to_string()))?;
+    let html = crate::reports::certificate::render(c, &signer)
+        .map_err(|e| WriteError::Render(e.to_string()))?;
+    let public = sign::public_pem(&verifying).map_err(|e| WriteError::Render(e.to_string()))?;
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        (RESULTS, results),
+        (JUNIT, crate::reports::junit::certification(c).into_bytes()),
+        (HTML, html.into_bytes()),
+        (PUBLIC_KEY, public.into_bytes()),
+    ];
+    let statement = statement(c, &files, matches!(key, Key::Ephemeral(_)));
+    let payload = serde_json::to_vec(&statement).map_err(|e| WriteError::Render(e.to_string()))?;
+    let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, &payload, key.signing());
+    let envelope =
+        serde_json::to_vec_pretty(&envelope).map_err(|e| WriteError::Render(e.to_string()))?;
+    let mut written = Vec::new();
+    for (name, bytes) in files
+        .iter()
+        .map(|(n, b)| (*n, b.as_slice()))
+        .chain([(CERTIFICATE, envelope.as_slice())])
+    {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).map_err(|source| WriteError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+fn statement(c: &Certification, files: &[(&str, Vec<u8>)], self_signed: bool) -> Value {
+    let ids = |s: CheckStatus| -> Vec<&str> {
+        c.checks
+            .iter()
+            .filter(|k| k.result == s)
+            .map(|k| k.id.as_str())
+            .collect()
+    };
+    json!({
+        "_type": STATEMENT_TYPE,
+        "subject": files.iter().map(|(name, bytes)| json!({
+            "name": name,
+            "digest": {"sha256": sign::sha256_hex(bytes)},
+        })).collect::<Vec<_>>(),
+        "predicateType": TEST_RESULT_PREDICATE,
+        "predicate": {
+            "result": c.result.as_str(),
+            "configuration": [{
+                "name": format!("hookbench certify {} --profile {}", c.side.as_str(), c.profile.as_str()),
+                "annotations": {
+                    "hookbench_version": c.hookbench_version,
+                    "catalogue_version": c.catalogue_version,
+                    "protocol_revision": c.protocol_revision,
+                    "side": c.side.as_str(),
+                    "profile": c.profile.as_str(),
+                    "product": c.product.name,
+                    "product_version": c.product.version,
+                    "target": c.target,
+                    "started": c.started,
+                    "finished": c.finished,
+                    "self_signed": self_signed,
+                },
+            }],
+            "passedTests": ids(CheckStatus::Passed),
+            "warnedTests": ids(CheckStatus::Warning),
+            "failedTests": ids(CheckStatus::Failed),
+        },
+    })
+}
+
+/// What [`verify`] found in a bundle that holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    /// The certificate's result.
+    pub result: Grade,
+    /// The product.
+    pub product: String,
+    /// side and profile.
+    pub scope: String,
+    /// The signer's key id.
+    pub key_id: String,
+    /// No `--public-key` was given: the key is the one the bundle carries.
+    pub self_asserted: bool,
+    /// The statement says the key was made for this bundle.
+    pub self_signed: bool,
+}
+
+#[derive(Deserialize, Serialize)]
+struct Subject {
+    name: String,
+    digest: BTreeMap<String, String>,
+}
+
+/// Checks a bundle: the signature (with `public_key`, else the bundle's own key), every
+/// subject's digest, no file missing or extra, the versions, and that the result stated
+/// matches the checks in `results.json` and the profile's required checks. Returns the first
+/// thing that does not hold.
+pub fn verify(dir: &Path, public_key: Option<&VerifyingKey>) -> Result<Verified, String> {
+    let read = |name: &str| {
+        crate::common::read_bytes_limited(&dir.join(name), 64 * 1024 * 1024)
+            .map_err(|e| format!("{name}: {e}"))
+    };
+    let envelope: Envelope = serde_json::from_slice(&read(CERTIFICATE)?)
+        .map_err(|e| format!("{CERTIFICATE} is not a DSSE envelope: {e}"))?;
+    if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(format!(
+            "{CERTIFICATE}: payloadType {:?}, expected {IN_TOTO_PAYLOAD_TYPE:?}",
+            envelope.payload_type
+        ));
+    }
+    let bundled;
+    let (key, self_asserted) = match public_key {
+        Some(k) => (k, false),
+        None => {
+            let pem = String::from_utf8_lossy(&read(PUBLIC_KEY)?).into_owned();
+            bundled = sign::read_public(&pem).map_err(|e| format!("{PUBLIC_KEY}: {e}"))?;
+            (&bundled, true)
+        }
+    };
+    let payload = envelope
+        .open(key)
+        .map_err(|e| format!("{CERTIFICATE}: {e} (key {})", sign::key_id(key)))?;
+    let statement: Value = serde_json::from_slice(&payload)
+        .map_err(|e| format!("{CERTIFICATE}: the signed statement is not JSON: {e}"))?;
+    if statement["_type"] != STATEMENT_TYPE || statement["predicateType"] != TEST_RESULT_PREDICATE {
+        return Err(format!(
+            "{CERTIFICATE}: not an in-toto Statement v1 with the Test Result predicate"
+        ));
+    }
+    let subjects: Vec<Subject> = serde_json::from_value(statement["subject"].clone())
+        .map_err(|e| format!("{CERTIFICATE}: subjects: {e}"))?;
+    for s in &subjects {
+        let bytes = read(&s.name).map_err(|e| format!("missing or unreadable file {e}"))?;
+        let want = s
+            .digest
+            .get("sha256")
+            .map(String::as_str)
+            .unwrap_or_default();
+        if sign::sha256_hex(&bytes) != want {
+            return Err(format!(
+                "{}: its sha256 differs from the signed statement's (the file was changed)",
+                s.name
+            ));
+        }
+    }
+    let listed: Vec<&str> = subjects.iter().map(|s| s.name.as_str()).collect();
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name != CERTIFICATE && !listed.contains(&name.as_str()) {
+            return Err(format!(
+                "{name}: not part of the signed bundle (an extra file)"
+            ));
+        }
+    }
+    for needed in [RESULTS, JUNIT, HTML] {
+        if !listed.contains(&needed) {
+            return Err(format!("{needed}: missing from the signed statement"));
+        }
+    }
+    let c: Certification = serde_json::from_slice(&read(RESULTS)?)
+        .map_err(|e| format!("{RESULTS}: not a certification result: {e}"))?;
+    for (what, v) in [
+        ("hookbench_version", &c.hookbench_version),
+        ("catalogue_version", &c.catalogue_version),
+        ("protocol_revision", &c.protocol_revision),
+        ("product.name", &c.product.name),
+        ("product.version", &c.product.version),
+    ] {
+        if v.trim().is_empty() {
+            return Err(format!("{RESULTS}: {what} is empty"));
+        }
+    }
+    let recomputed = Certification::result(&c.checks);
+    if recomputed != c.result {
+        return Err(format!(
+            "{RESULTS}: says {} but its checks make it {}",
+            c.result.as_str(),
+            recomputed.as_str()
+        ));
+    }
+    if statement["predicate"]["result"] != c.result.as_str() {
+        return Err(format!(
+            "{CERTIFICATE}: the signed result {} differs from {RESULTS}'s {}",
+            statement["predicate"]["result"],
+            c.result.as_str()
+        ));
+    }
+    if c.catalogue_version == catalogue::CATALOGUE_VERSION {
+        for check in catalogue::select(c.side, c.profile).filter(|k| k.level == Level::Required) {
+            if !c.checks.iter().any(|r| r.id == check.id) {
+                return Err(format!(
+                    "{RESULTS}: required check {} of profile {} is missing",
+                    check.id,
+                    c.profile.as_str()
+                ));
+            }
+        }
+    }
+    if c.result == Grade::Failed {
+        let failed: Vec<&str> = c
+            .checks
+            .iter()
+            .filter(|k| k.level == Level::Required && k.result != CheckStatus::Passed)
+            .map(|k| k.id.as_str())
+            .collect();
+        return Err(format!(
+            "the bundle is intact, but its result is FAILED: required check(s) {} did not pass",
+            failed.join(", ")
+        ));
+    }
+    Ok(Verified {
+        result: c.result,
+        product: format!("{} {}", c.product.name, c.product.version),
+        scope: format!("{}, profile {}", c.side.as_str(), c.profile.as_str()),
+        key_id: sign::key_id(key),
+        self_asserted,
+        self_signed: statement["predicate"]["configuration"][0]["annotations"]["self_signed"]
+            == true,
+    })
+}

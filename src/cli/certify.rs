@@ -1,0 +1,448 @@
+//! `hookbench certify`, `keygen` and `verify`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::Exit;
+use crate::certify::bundle::{self, Key};
+use crate::certify::catalogue::{self, Level, Profile, Side};
+use crate::certify::channel::ChannelTarget;
+use crate::certify::{sign, ChannelRun, CheckStatus, Product, SimTarget};
+use crate::client::{HttpClient, Receiver};
+use crate::protocol::urls::{Endpoints, WebhookUrl};
+use crate::protocol::Version;
+
+/// `certify`'s subcommands.
+#[derive(Debug, Args)]
+pub struct CertifyArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CertifyCommand,
+}
+
+/// `certify list` and `certify channel`.
+#[derive(Debug, Subcommand)]
+pub enum CertifyCommand {
+    /// Print the catalogue of checks.
+    List(ListArgs),
+    /// Grade a channel (the embedded simulator unless --target is given) and write a signed
+    /// certificate bundle.
+    Channel(Box<ChannelArgs>),
+}
+
+/// A side on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SideArg {
+    /// The platform side.
+    Channel,
+    /// The client side.
+    Client,
+}
+
+impl From<SideArg> for Side {
+    fn from(s: SideArg) -> Side {
+        match s {
+            SideArg::Channel => Side::Channel,
+            SideArg::Client => Side::Client,
+        }
+    }
+}
+
+fn profile(text: &str) -> Result<Profile, String> {
+    Profile::parse(text).ok_or_else(|| {
+        let all: Vec<&str> = Profile::ALL.iter().map(|p| p.as_str()).collect();
+        format!("unknown profile `{text}`: one of {}", all.join(", "))
+    })
+}
+
+/// `certify list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this side.
+    #[arg(long, value_enum)]
+    pub side: Option<SideArg>,
+    /// Only this profile (v1-sync, v2-poll, v2-nopoll, v2-async, upload, auth, full).
+    #[arg(long, value_parser = profile)]
+    pub profile: Option<Profile>,
+    /// As JSON.
+    #[arg(long, conflicts_with = "markdown")]
+    pub json: bool,
+    /// The whole catalogue as the Markdown tables of docs/conformance.md.
+    #[arg(long)]
+    pub markdown: bool,
+}
+
+/// `certify channel`.
+#[derive(Debug, Args)]
+pub struct ChannelArgs {
+    /// The profile (v1-sync, v2-poll, v2-nopoll, v2-async, upload, auth, full).
+    #[arg(long, value_parser = profile)]
+    pub profile: Profile,
+    /// The product's name, as the certificate states it.
+    #[arg(long)]
+    pub product: String,
+    /// The product's version.
+    #[arg(long)]
+    pub product_version: String,
+    /// V2 webhook URL of a sync instance with polling on (default: the embedded simulator).
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// V1 URL (default: derived from --target).
+    #[arg(long, value_name = "URL")]
+    pub v1_url: Option<String>,
+    /// V2 URL of a sync instance with polling off.
+    #[arg(long, value_name = "URL")]
+    pub nopoll_url: Option<String>,
+    /// V2 URL of an async instance whose POST_URL reaches --post-url-listen.
+    #[arg(long, value_name = "URL")]
+    pub async_url: Option<String>,
+    /// Where to receive async deliveries (the async instance's POST_URL must reach it).
+    #[arg(long, value_name = "ADDR")]
+    pub post_url_listen: Option<SocketAddr>,
+    /// Client id of the app.
+    #[arg(long, env = "HOOKBENCH_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// Client secret of the app (HS256/HS512).
+    #[arg(long, env = "HOOKBENCH_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// Ed25519 private key (PKCS#8 PEM, from `hookbench keygen`); without it an ephemeral
+    /// key signs and the bundle says it is self-signed.
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
+    /// At most this many checks at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    /// The bundle's folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// No colours.
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+/// `keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where the private key goes (PKCS#8 PEM, mode 0600); the public key goes to FILE.pub.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The bundle's folder.
+    pub bundle: PathBuf,
+    /// The signer's public key (SPKI PEM); without it the key in the bundle is used, which
+    /// proves the files are intact but not who signed them.
+    #[arg(long, value_name = "FILE")]
+    pub public_key: Option<PathBuf>,
+}
+
+/// `hookbench certify …`.
+pub async fn run(args: CertifyArgs) -> Exit {
+    match args.command {
+        CertifyCommand::List(a) => list(a),
+        CertifyCommand::Channel(a) => channel(*a).await,
+    }
+}
+
+fn list(a: ListArgs) -> Exit {
+    if a.markdown {
+        out_part!("{}", catalogue::markdown());
+        return Exit::Ok;
+    }
+    let side = a.side.map(Side::from);
+    let profile = a.profile.unwrap_or(Profile::Full);
+    let checks: Vec<&catalogue::Check> = catalogue::CHECKS
+        .iter()
+        .filter(|c| side.is_none_or(|s| c.side == s) && c.in_profile(profile))
+        .collect();
+    if a.json {
+        let doc = serde_json::json!({
+            "catalogue_version": catalogue::CATALOGUE_VERSION,
+            "protocol_revision": catalogue::PROTOCOL_REVISION,
+            "checks": checks,
+        });
+        out!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return Exit::Ok;
+    }
+    out!(
+        "hookbench conformance catalogue {} (protocol {}): {} check(s)",
+        catalogue::CATALOGUE_VERSION,
+        catalogue::PROTOCOL_REVISION,
+        checks.len()
+    );
+    for c in checks {
+        let profiles: Vec<&str> = c.profiles.iter().map(|p| p.as_str()).collect();
+        out!(
+            "{:<16} {:<11} {:<22} {}{}",
+            c.id,
+            match c.level {
+                Level::Required => "required",
+                Level::Recommended => "recommended",
+            },
+            profiles.join(","),
+            c.title,
+            if c.gap { " [gap]" } else { "" }
+        );
+    }
+    Exit::Ok
+}
+
+fn read_key(path: &Path) -> Result<Key, String> {
+    let pem = crate::common::read_limited(path, 64 * 1024)
+        .map_err(|e| format!("--signing-key {}: {e}", path.display()))?;
+    sign::read_private(&pem)
+        .map(Key::Given)
+        .map_err(|e| format!("--signing-key {}: {e}", path.display()))
+}
+
+async fn channel(a: ChannelArgs) -> Exit {
+    let key = match &a.signing_key {
+        Some(p) => match read_key(p) {
+            Ok(k) => k,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Usage;
+            }
+        },
+        None => Key::Ephemeral(sign::generate()),
+    };
+    if a.product.trim().is_empty() || a.product_version.trim().is_empty() {
+        eprintln!(
+            "error: --product and --product-version must not be empty: the certificate names them"
+        );
+        return Exit::Usage;
+    }
+    let http = HttpClient::new();
+    let mut embedded = None;
+    let (target, receiver) = match &a.target {
+        None => match SimTarget::start(crate::sim::Bot::demo()).await {
+            Ok(s) => {
+                let pair = (s.target.clone(), Some(s.receiver.clone()));
+                embedded = Some(s);
+                pair
+            }
+            Err(e) => {
+                eprintln!("error: cannot start the embedded simulator: {e}");
+                return Exit::Usage;
+            }
+        },
+        Some(url) => match remote_target(&a, url).await {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Usage;
+            }
+        },
+    };
+    let shown = crate::protocol::urls::redact_userinfo(&target.endpoints.base);
+    out!(
+        "hookbench certify channel --profile {}: {} {} against {shown}",
+        a.profile.as_str(),
+        a.product,
+        a.product_version
+    );
+    let run = ChannelRun {
+        profile: a.profile,
+        product: Product {
+            name: a.product.clone(),
+            version: a.product_version.clone(),
+        },
+        target,
+        jobs: usize::from(a.jobs),
+        timeout: Duration::from_secs(30),
+    };
+    let c = crate::certify::certify_channel(&run, http, receiver.clone()).await;
+    if let Some(sim) = embedded {
+        sim.stop().await;
+    } else if let Some(r) = &receiver {
+        r.stop();
+    }
+    let color = !a.no_color && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    for k in &c.checks {
+        let (mark, paint) = match k.result {
+            CheckStatus::Passed => ("PASSED ", "32"),
+            CheckStatus::Failed => ("FAILED ", "31"),
+            CheckStatus::Warning => ("WARNING", "33"),
+            CheckStatus::Skipped => ("SKIPPED", "90"),
+        };
+        let mark = if color {
+            format!("\x1b[{paint}m{mark}\x1b[0m")
+        } else {
+            mark.to_string()
+        };
+        out!("  {mark} {:<16} {}", k.id, k.title);
+        if let Some(r) = &k.reason {
+            out!("          {r}");
+        }
+    }
+    let written = match bundle::write(&a.out, &c, &key) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
+    let s = &c.summary;
+    out!(
+        "{}: {} passed, {} failed, {} warnings, {} skipped; bundle {} ({} files{})",
+        c.result.as_str(),
+        s.passed,
+        s.failed,
+        s.warning,
+        s.skipped,
+        a.out.display(),
+        written.len(),
+        if matches!(key, Key::Ephemeral(_)) {
+            ", self-signed"
+        } else {
+            ""
+        }
+    );
+    Exit::from(&c)
+}
+
+async fn remote_target(
+    a: &ChannelArgs,
+    url: &str,
+) -> Result<(ChannelTarget, Option<Receiver>), String> {
+    let parsed = WebhookUrl::parse(url).map_err(|e| format!("--target: {e}"))?;
+    if parsed.version != Version::V2 {
+        return Err("--target: give the V2 URL of a sync instance with polling on (…/chatbot/v2/webhook/{botId}); --v1-url names the V1 one".into());
+    }
+    let (Some(client_id), Some(secret)) = (&a.client_id, &a.client_secret) else {
+        return Err("a target needs --client-id and --client-secret (or HOOKBENCH_CLIENT_ID / HOOKBENCH_CLIENT_SECRET)".into());
+    };
+    if secret.is_empty() {
+        return Err("--client-secret is empty".into());
+    }
+    for (flag, u) in [
+        ("--v1-url", &a.v1_url),
+        ("--nopoll-url", &a.nopoll_url),
+        ("--async-url", &a.async_url),
+    ] {
+        if let Some(u) = u {
+            WebhookUrl::parse(u).map_err(|e| format!("{flag}: {e}"))?;
+        }
+    }
+    let receiver = match (&a.async_url, a.post_url_listen) {
+        (Some(_), Some(addr)) => Some(
+            Receiver::start(addr, None)
+                .await
+                .map_err(|e| format!("--post-url-listen {addr}: {e}"))?,
+        ),
+        (Some(_), None) => {
+            return Err("--async-url needs --post-url-listen ADDR: where the async instance's POST_URL delivers".into())
+        }
+        _ => None,
+    };
+    let instance = parsed.instance.clone();
+    Ok((
+        ChannelTarget {
+            v1: a
+                .v1_url
+                .clone()
+                .or_else(|| Some(parsed.endpoints.message(Version::V1, instance.as_deref()))),
+            v2_poll: Some(parsed.message_url()),
+            v2_nopoll: a.nopoll_url.clone(),
+            v2_async: a.async_url.clone(),
+            upload_channel: Some(Endpoints::channel_type(instance.as_deref()).to_string()),
+            endpoints: parsed.endpoints,
+            client_id: client_id.clone(),
+            client_secret: secret.clone(),
+        },
+        receiver,
+    ))
+}
+
+/// `hookbench keygen`.
+pub fn keygen(a: KeygenArgs) -> Exit {
+    let key = sign::generate();
+    let (private, public) = match (
+        sign::private_pem(&key),
+        sign::public_pem(&key.verifying_key()),
+    ) {
+        (Ok(p), Ok(q)) => (p, q),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
+    let pub_path = PathBuf::from(format!("{}.pub", a.out.display()));
+    if let Err(e) = write_private(&a.out, &private) {
+        eprintln!("error: cannot write {}: {e}", a.out.display());
+        return Exit::Usage;
+    }
+    if let Err(e) = std::fs::write(&pub_path, public) {
+        eprintln!("error: cannot write {}: {e}", pub_path.display());
+        return Exit::Usage;
+    }
+    out!(
+        "Ed25519 key {}: private {}, public {}",
+        sign::key_id(&key.verifying_key()),
+        a.out.display(),
+        pub_path.display()
+    );
+    Exit::Ok
+}
+
+fn write_private(path: &Path, pem: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(pem.as_bytes())
+}
+
+/// `hookbench verify`.
+pub fn verify(a: VerifyArgs) -> Exit {
+    let key = match &a.public_key {
+        Some(p) => {
+            let pem = match crate::common::read_limited(p, 64 * 1024) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: --public-key {}: {e}", p.display());
+                    return Exit::Usage;
+                }
+            };
+            match sign::read_public(&pem) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    eprintln!("error: --public-key {}: {e}", p.display());
+                    return Exit::Usage;
+                }
+            }
+        }
+        None => None,
+    };
+    match bundle::verify(&a.bundle, key.as_ref()) {
+        Ok(v) => {
+            out!(
+                "verified: {} certificate for {} ({}), signed by Ed25519 key {}{}",
+                v.result.as_str(),
+                v.product,
+                v.scope,
+                v.key_id,
+                match (v.self_asserted, v.self_signed) {
+                    (_, true) => "; self-signed (a key made for this bundle): proves the files are intact, not who issued them",
+                    (true, false) => "; key taken from the bundle (give --public-key to check who signed)",
+                    (false, false) => "",
+                }
+            );
+            Exit::Ok
+        }
+        Err(e) => {
+            out!("NOT VERIFIED: {e}");
+            Exit::Failed
+        }
+    }
+}
