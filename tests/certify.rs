@@ -324,11 +324,38 @@ fn a_bundle_signed_with_a_given_key_verifies_with_that_key() {
         .arg(&key)
         .arg("--out")
         .arg(&out)
+        .arg("--archive")
         .output()
         .unwrap();
     assert_eq!(
         r.status.code(),
         Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+    // The archive verifies like the folder; a changed byte in it does not.
+    let archive = dir.join("bundle.tar.gz");
+    let r = bin()
+        .arg("verify")
+        .arg(&archive)
+        .arg("--public-key")
+        .arg(dir.join("lab.key.pub"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+    let mut bytes = std::fs::read(&archive).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0x01;
+    std::fs::write(&archive, bytes).unwrap();
+    let r = bin().arg("verify").arg(&archive).output().unwrap();
+    assert_eq!(
+        r.status.code(),
+        Some(1),
         "{}",
         String::from_utf8_lossy(&r.stdout)
     );
@@ -434,4 +461,73 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+fn chromium() -> Option<&'static str> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+}
+
+#[test]
+fn the_certificate_renders_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install chromium (.ci/run does)"
+        );
+        eprintln!("chromium not installed: skipping the browser check outside CI");
+        return;
+    };
+    let out = tmp("html");
+    let r = bin()
+        .args([
+            "certify",
+            "channel",
+            "--profile",
+            "v2-poll",
+            "--product",
+            "Widget <b>",
+        ])
+        .args(["--product-version", "2.1", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+    let dom = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            out.join("chromium-profile").display()
+        ))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", out.join("certificate.html").display()))
+        .output()
+        .unwrap();
+    let html = String::from_utf8_lossy(&dom.stdout);
+    let log = String::from_utf8_lossy(&dom.stderr);
+    // The product name is text, not markup; every check is there with its requirement.
+    assert!(html.contains("Widget &lt;b&gt; 2.1"), "{log}");
+    assert!(html.contains("class=\"grade PASSED\""), "{html}");
+    for id in ["CH-V2-POLL-01", "CH-V2-POLL-07", "CH-V2-01"] {
+        assert!(html.contains(&format!("id=\"{id}\"")), "{id}");
+    }
+    assert!(html.contains("§4.1 Polling"));
+    assert!(!log.contains("Uncaught"), "{log}");
+    let _ = std::fs::remove_dir_all(out);
 }

@@ -4,6 +4,7 @@
 //! with Ed25519. [`verify`] checks all of it.
 
 use std::collections::BTreeMap;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -295,4 +296,101 @@ pub fn verify(dir: &Path, public_key: Option<&VerifyingKey>) -> Result<Verified,
         self_signed: statement["predicate"]["configuration"][0]["annotations"]["self_signed"]
             == true,
     })
+}
+
+/// Packs the bundle in `dir` into `DIR.tar.gz` (the files under a folder named like `dir`);
+/// returns the archive's path.
+pub fn archive(dir: &Path) -> Result<PathBuf, WriteError> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "certificate".into());
+    let path = dir.with_file_name(format!("{name}.tar.gz"));
+    let io = |source| WriteError::Io {
+        path: path.clone(),
+        source,
+    };
+    let file = std::fs::File::create(&path).map_err(io)?;
+    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for n in names {
+        tar.append_path_with_name(dir.join(&n), format!("{name}/{n}"))
+            .map_err(io)?;
+    }
+    tar.into_inner().and_then(|gz| gz.finish()).map_err(io)?;
+    Ok(path)
+}
+
+/// The most an archive may unpack to: a bundle is a few megabytes of JSON and HTML.
+const MAX_UNPACKED: u64 = 256 * 1024 * 1024;
+
+/// Unpacks a `.tar.gz` bundle into `into` (one folder, regular files only, no path that
+/// leaves it, bounded size); returns the bundle's folder.
+pub fn unpack(archive: &Path, into: &Path) -> Result<PathBuf, String> {
+    let file = std::fs::File::open(archive).map_err(|e| format!("{}: {e}", archive.display()))?;
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let mut total = 0u64;
+    let mut root: Option<String> = None;
+    let entries = tar
+        .entries()
+        .map_err(|e| format!("{}: not a tar.gz: {e}", archive.display()))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| format!("{}: {e}", archive.display()))?;
+        let path = entry
+            .path()
+            .map_err(|e| format!("{}: {e}", archive.display()))?
+            .into_owned();
+        let parts: Vec<String> = path
+            .components()
+            .map(|c| match c {
+                std::path::Component::Normal(s) => Ok(s.to_string_lossy().into_owned()),
+                _ => Err(format!(
+                    "{}: entry {} leaves the bundle",
+                    archive.display(),
+                    path.display()
+                )),
+            })
+            .collect::<Result<_, _>>()?;
+        if entry.header().entry_type().is_dir() {
+            continue;
+        }
+        let [folder, name] = parts.as_slice() else {
+            return Err(format!(
+                "{}: entry {} is not FOLDER/FILE",
+                archive.display(),
+                path.display()
+            ));
+        };
+        if !entry.header().entry_type().is_file() {
+            return Err(format!(
+                "{}: entry {} is not a regular file",
+                archive.display(),
+                path.display()
+            ));
+        }
+        if root.get_or_insert_with(|| folder.clone()) != folder {
+            return Err(format!("{}: more than one folder", archive.display()));
+        }
+        total += entry.size();
+        if total > MAX_UNPACKED {
+            return Err(format!(
+                "{}: unpacks to more than {MAX_UNPACKED} bytes",
+                archive.display()
+            ));
+        }
+        let dir = into.join(folder);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut out = std::fs::File::create(dir.join(name)).map_err(|e| format!("{name}: {e}"))?;
+        std::io::copy(&mut (&mut entry).take(MAX_UNPACKED), &mut out)
+            .map_err(|e| format!("{name}: {e}"))?;
+    }
+    root.map(|r| into.join(r))
+        .ok_or_else(|| format!("{}: an empty archive", archive.display()))
 }

@@ -118,6 +118,9 @@ pub struct ChannelArgs {
     /// The bundle's folder.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Also pack the bundle into DIR.tar.gz.
+    #[arg(long)]
+    pub archive: bool,
     /// No colours.
     #[arg(long)]
     pub no_color: bool,
@@ -134,7 +137,7 @@ pub struct KeygenArgs {
 /// `verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The bundle's folder.
+    /// The bundle's folder, or its `.tar.gz`.
     pub bundle: PathBuf,
     /// The signer's public key (SPKI PEM); without it the key in the bundle is used, which
     /// proves the files are intact but not who signed them.
@@ -288,6 +291,15 @@ async fn channel(a: ChannelArgs) -> Exit {
             return Exit::Usage;
         }
     };
+    if a.archive {
+        match bundle::archive(&a.out) {
+            Ok(p) => out!("archive: {}", p.display()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Usage;
+            }
+        }
+    }
     let s = &c.summary;
     out!(
         "{}: {} passed, {} failed, {} warnings, {} skipped; bundle {} ({} files{})",
@@ -424,7 +436,32 @@ pub fn verify(a: VerifyArgs) -> Exit {
         }
         None => None,
     };
-    match bundle::verify(&a.bundle, key.as_ref()) {
+    let mut unpacked = None;
+    let dir = if a.bundle.is_file() {
+        let into = std::env::temp_dir().join(format!(
+            "hookbench-verify-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        match bundle::unpack(&a.bundle, &into) {
+            Ok(d) => {
+                unpacked = Some(into);
+                d
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&into);
+                out!("NOT VERIFIED: {e}");
+                return Exit::Failed;
+            }
+        }
+    } else {
+        a.bundle.clone()
+    };
+    let verdict = bundle::verify(&dir, key.as_ref());
+    if let Some(tmp) = unpacked {
+        let _ = std::fs::remove_dir_all(tmp);
+    }
+    match verdict {
         Ok(v) => {
             out!(
                 "verified: {} certificate for {} ({}), signed by Ed25519 key {}{}",
