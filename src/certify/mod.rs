@@ -7,6 +7,7 @@
 pub mod bundle;
 pub mod catalogue;
 pub mod channel;
+pub mod client;
 pub mod probe;
 pub mod sign;
 
@@ -223,21 +224,41 @@ pub async fn certify_channel(
         .await;
     let order = |id: &str| catalogue::CHECKS.iter().position(|c| c.id == id);
     results.sort_by_key(|r| order(&r.id));
-    let result = Certification::result(&results);
-    Certification {
-        schema_version: RESULTS_SCHEMA_VERSION.into(),
-        hookbench_version: env!("CARGO_PKG_VERSION").into(),
-        catalogue_version: catalogue::CATALOGUE_VERSION.into(),
-        protocol_revision: catalogue::PROTOCOL_REVISION.into(),
-        side: Side::Channel,
-        profile: run.profile,
-        product: run.product.clone(),
-        target: crate::protocol::urls::redact_userinfo(&run.target.endpoints.base),
+    Certification::new(
+        Side::Channel,
+        run.profile,
+        run.product.clone(),
+        crate::protocol::urls::redact_userinfo(&run.target.endpoints.base),
         started,
-        finished: now_rfc3339(),
-        result,
-        summary: Certification::summarise(&results),
-        checks: results,
+        results,
+    )
+}
+
+impl Certification {
+    /// A certification of `checks`: its result decided by [`Certification::result`].
+    pub fn new(
+        side: Side,
+        profile: Profile,
+        product: Product,
+        target: String,
+        started: String,
+        checks: Vec<CheckResult>,
+    ) -> Certification {
+        Certification {
+            schema_version: RESULTS_SCHEMA_VERSION.into(),
+            hookbench_version: env!("CARGO_PKG_VERSION").into(),
+            catalogue_version: catalogue::CATALOGUE_VERSION.into(),
+            protocol_revision: catalogue::PROTOCOL_REVISION.into(),
+            side,
+            profile,
+            product,
+            target,
+            started,
+            finished: now_rfc3339(),
+            result: Certification::result(&checks),
+            summary: Certification::summarise(&checks),
+            checks,
+        }
     }
 }
 
@@ -248,6 +269,17 @@ async fn grade(ctx: &Ctx, check: &'static Check) -> CheckResult {
         Some(judge) => judge(ctx, &mut ev).await,
         None => Err(Miss::Skipped("no judge for this check".into())),
     };
+    result_of(check, outcome, ev.exchanges, started.elapsed())
+}
+
+/// A check's result from its judgement: a miss of a required check fails, of a recommended
+/// one warns; an unreachable target fails and says so.
+pub fn result_of(
+    check: &'static Check,
+    outcome: probe::Judged,
+    evidence: Vec<Exchange>,
+    took: Duration,
+) -> CheckResult {
     let miss_status = match check.level {
         Level::Required => CheckStatus::Failed,
         Level::Recommended => CheckStatus::Warning,
@@ -277,8 +309,8 @@ async fn grade(ctx: &Ctx, check: &'static Check) -> CheckResult {
         reason,
         mismatches,
         unreachable,
-        duration_ms: started.elapsed().as_secs_f64() * 1e3,
-        evidence: ev.exchanges,
+        duration_ms: took.as_secs_f64() * 1e3,
+        evidence,
     }
 }
 

@@ -10,6 +10,7 @@ use super::Exit;
 use crate::certify::bundle::{self, Key};
 use crate::certify::catalogue::{self, Level, Profile, Side};
 use crate::certify::channel::ChannelTarget;
+use crate::certify::client::{ClientRun, ClientSession};
 use crate::certify::{sign, ChannelRun, CheckStatus, Product, SimTarget};
 use crate::client::{HttpClient, Receiver};
 use crate::protocol::urls::{Endpoints, WebhookUrl};
@@ -31,6 +32,44 @@ pub enum CertifyCommand {
     /// Grade a channel (the embedded simulator unless --target is given) and write a signed
     /// certificate bundle.
     Channel(Box<ChannelArgs>),
+    /// Start the simulator in certification mode, print the plan a client must follow, grade
+    /// the client that follows it, and write a signed certificate bundle.
+    Client(Box<ClientArgs>),
+}
+
+/// `certify client`.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// The profile (v1-sync, v2-poll, v2-nopoll, v2-async, auth, full).
+    #[arg(long, value_parser = profile)]
+    pub profile: Profile,
+    /// The product's name, as the certificate states it.
+    #[arg(long)]
+    pub product: String,
+    /// The product's version.
+    #[arg(long)]
+    pub product_version: String,
+    /// Where the simulator listens (port 0 picks a free one; the first line printed says).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// The client's POST_URL, where async messages go (v2-async and full).
+    #[arg(long, value_name = "URL")]
+    pub post_url: Option<String>,
+    /// How long to wait for the client to finish the plan; steps never performed fail.
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub timeout: crate::common::DurationSpec,
+    /// Ed25519 private key (PKCS#8 PEM); without it an ephemeral key signs.
+    #[arg(long, value_name = "FILE")]
+    pub signing_key: Option<PathBuf>,
+    /// The bundle's folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Also pack the bundle into DIR.tar.gz.
+    #[arg(long)]
+    pub archive: bool,
+    /// No colours.
+    #[arg(long)]
+    pub no_color: bool,
 }
 
 /// A side on the command line.
@@ -150,6 +189,7 @@ pub async fn run(args: CertifyArgs) -> Exit {
     match args.command {
         CertifyCommand::List(a) => list(a),
         CertifyCommand::Channel(a) => channel(*a).await,
+        CertifyCommand::Client(a) => client(*a).await,
     }
 }
 
@@ -205,15 +245,9 @@ fn read_key(path: &Path) -> Result<Key, String> {
 }
 
 async fn channel(a: ChannelArgs) -> Exit {
-    let key = match &a.signing_key {
-        Some(p) => match read_key(p) {
-            Ok(k) => k,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Exit::Usage;
-            }
-        },
-        None => Key::Ephemeral(sign::generate()),
+    let key = match signing_key(&a.signing_key) {
+        Ok(k) => k,
+        Err(e) => return e,
     };
     if a.product.trim().is_empty() || a.product_version.trim().is_empty() {
         eprintln!(
@@ -266,7 +300,19 @@ async fn channel(a: ChannelArgs) -> Exit {
     } else if let Some(r) = &receiver {
         r.stop();
     }
-    let color = !a.no_color && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    finish(&c, &key, &a.out, a.archive, a.no_color)
+}
+
+/// Prints every check, writes the bundle (and its archive), prints the result; the exit code
+/// comes from the certification.
+fn finish(
+    c: &crate::certify::Certification,
+    key: &Key,
+    out: &Path,
+    archive: bool,
+    no_color: bool,
+) -> Exit {
+    let color = !no_color && std::io::IsTerminal::is_terminal(&std::io::stdout());
     for k in &c.checks {
         let (mark, paint) = match k.result {
             CheckStatus::Passed => ("PASSED ", "32"),
@@ -284,15 +330,15 @@ async fn channel(a: ChannelArgs) -> Exit {
             out!("          {r}");
         }
     }
-    let written = match bundle::write(&a.out, &c, &key) {
+    let written = match bundle::write(out, c, key) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("error: {e}");
             return Exit::Usage;
         }
     };
-    if a.archive {
-        match bundle::archive(&a.out) {
+    if archive {
+        match bundle::archive(out) {
             Ok(p) => out!("archive: {}", p.display()),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -308,7 +354,7 @@ async fn channel(a: ChannelArgs) -> Exit {
         s.failed,
         s.warning,
         s.skipped,
-        a.out.display(),
+        out.display(),
         written.len(),
         if matches!(key, Key::Ephemeral(_)) {
             ", self-signed"
@@ -316,7 +362,70 @@ async fn channel(a: ChannelArgs) -> Exit {
             ""
         }
     );
-    Exit::from(&c)
+    Exit::from(c)
+}
+
+fn signing_key(path: &Option<PathBuf>) -> Result<Key, Exit> {
+    match path {
+        Some(p) => read_key(p).map_err(|e| {
+            eprintln!("error: {e}");
+            Exit::Usage
+        }),
+        None => Ok(Key::Ephemeral(sign::generate())),
+    }
+}
+
+async fn client(a: ClientArgs) -> Exit {
+    let key = match signing_key(&a.signing_key) {
+        Ok(k) => k,
+        Err(e) => return e,
+    };
+    if a.product.trim().is_empty() || a.product_version.trim().is_empty() {
+        eprintln!(
+            "error: --product and --product-version must not be empty: the certificate names them"
+        );
+        return Exit::Usage;
+    }
+    if let Some(u) = &a.post_url {
+        if !(u.starts_with("http://") || u.starts_with("https://")) || u.contains('@') {
+            eprintln!("error: --post-url must be an http(s) URL without credentials");
+            return Exit::Usage;
+        }
+    }
+    let run = ClientRun {
+        profile: a.profile,
+        product: Product {
+            name: a.product.clone(),
+            version: a.product_version.clone(),
+        },
+        listen: a.listen,
+        post_url: a.post_url.clone(),
+        timeout: a.timeout.get(),
+        quiet: Duration::from_secs(4),
+    };
+    let session = match ClientSession::start(&run, crate::sim::Bot::demo()).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
+    // The first line: everything a client (or a person) needs, then the plan.
+    out!("{}", session.announcement);
+    eprintln!(
+        "hookbench certify client --profile {}: waiting up to {:?} for the plan on {} (Ctrl-C grades what came so far)",
+        a.profile.as_str(),
+        run.timeout,
+        session.base_url()
+    );
+    let mut signals = super::StopSignals::install();
+    let c = session
+        .finish(&run, async {
+            signals.wait().await;
+            eprintln!("stopped: grading what the client did so far");
+        })
+        .await;
+    finish(&c, &key, &a.out, a.archive, a.no_color)
 }
 
 async fn remote_target(

@@ -75,6 +75,7 @@ pub async fn run(args: SimArgs) -> Exit {
         post_url: args.post_url.clone(),
         record: args.record.clone(),
         grace: args.grace.get().max(Duration::from_millis(1)),
+        observer: None,
     };
     let mut signals = super::StopSignals::install();
     let sim = match RunningSim::start(config, args.listen).await {

@@ -66,6 +66,7 @@ const FAULTS: Shape = Map(&[
     ("async_ack_delay", Delay, false),
     ("poll_redeliver", Bool, false),
     ("bare_errors", Bool, false),
+    ("poll_one_batch", Bool, false),
 ]);
 
 const INSTANCE: Shape = Map(&[

@@ -155,6 +155,7 @@ async fn post_with_retries(
 ) {
     let mut backoff = policy.backoff;
     for attempt in 1..=policy.attempts {
+        let sent = std::time::Instant::now();
         let result = state
             .http
             .post(url)
@@ -163,6 +164,10 @@ async fn post_with_retries(
             .body(body.clone())
             .send()
             .await;
+        if let Some(o) = &state.observer {
+            let status = result.as_ref().ok().map(|r| r.status().as_u16());
+            o.delivered(&body, status, sent.elapsed());
+        }
         match result {
             Ok(r) if r.status().is_success() => {
                 state.metrics.async_deliveries.fetch_add(1, Relaxed);

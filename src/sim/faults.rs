@@ -32,6 +32,8 @@ pub(crate) struct RawFaults {
     poll_redeliver: bool,
     #[serde(default)]
     bare_errors: bool,
+    #[serde(default)]
+    poll_one_batch: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,6 +67,9 @@ pub struct Faults {
     pub poll_redeliver: bool,
     /// V2 error answers without `_v` and `_t` (a wrong envelope).
     pub bare_errors: bool,
+    /// A poll delivers one service node's messages at a time, with a new pollId while more
+    /// follow, however late it comes (chained pollIds whatever a client's poll interval).
+    pub poll_one_batch: bool,
 }
 
 /// What to do with one request, drawn from the settings.
@@ -125,6 +130,7 @@ impl Faults {
             async_ack_delay: r.async_ack_delay.unwrap_or_default(),
             poll_redeliver: r.poll_redeliver,
             bare_errors: r.bare_errors,
+            poll_one_batch: r.poll_one_batch,
         })
     }
 

@@ -10,6 +10,7 @@ pub mod conversation;
 pub mod delivery;
 pub mod faults;
 pub mod metrics;
+pub mod observe;
 pub mod record;
 pub mod serve;
 pub mod server;
@@ -41,6 +42,8 @@ pub struct SimConfig {
     pub record: Option<PathBuf>,
     /// How long open connections may finish after shutdown starts.
     pub grace: Duration,
+    /// Sees (and may answer) every request and delivery: certification mode.
+    pub observer: Option<Arc<dyn observe::Observer>>,
 }
 
 impl SimConfig {
@@ -56,6 +59,7 @@ impl SimConfig {
             post_url: None,
             record: None,
             grace: Duration::from_secs(5),
+            observer: None,
         }
     }
 }
@@ -148,8 +152,16 @@ impl RunningSim {
                 inst.post_url = Some(url.clone());
             }
         }
-        let state = Arc::new(SimState::new(bot));
+        let mut state = SimState::new(bot);
+        state.observer = config.observer.clone();
+        let state = Arc::new(state);
         let mut router = server::router(state.clone());
+        if let Some(o) = &config.observer {
+            router = router.layer(axum::middleware::from_fn_with_state(
+                o.clone(),
+                observe::observe,
+            ));
+        }
         if let Some(path) = &config.record {
             let rec = record::Recorder::create(path)?;
             router = router.layer(axum::middleware::from_fn_with_state(rec, record::record));

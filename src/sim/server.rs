@@ -505,9 +505,13 @@ async fn poll(
             polls.insert(poll_id.clone(), entry);
             (v2::Response::in_progress(poll_id), instance)
         } else {
+            let one_batch = state.bot.instances[instance as usize].faults.poll_one_batch;
             let mut ready = Vec::new();
             while entry.segments.front().is_some_and(|(t, _)| *t <= now) {
                 ready.extend(entry.segments.pop_front().map(|(_, s)| s));
+                if one_batch && ready.iter().any(|s: &Segment| !s.messages.is_empty()) {
+                    break;
+                }
             }
             let mut body = v2_body(&state, &ready, &entry.user);
             if !entry.segments.is_empty() {

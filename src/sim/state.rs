@@ -131,6 +131,8 @@ pub struct SimState {
     pub metrics: Metrics,
     /// Client for async deliveries.
     pub http: reqwest::Client,
+    /// Sees every async delivery (certification mode).
+    pub observer: Option<Arc<dyn super::observe::Observer>>,
 }
 
 impl SimState {
@@ -153,6 +155,7 @@ impl SimState {
                 .pool_max_idle_per_host(64)
                 .build()
                 .unwrap_or_default(),
+            observer: None,
         }
     }
 

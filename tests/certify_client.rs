@@ -1,0 +1,350 @@
+//! Certifying clients: hookbench's own client following a printed plan passes `v1-sync`,
+//! `v2-poll` and `v2-async`; deliberately misbehaving clients fail the matching checks by name.
+
+use std::path::Path;
+use std::time::Duration;
+
+use hookbench::certify::catalogue::Profile;
+use hookbench::certify::client::{ClientRun, ClientSession};
+use hookbench::certify::{Certification, CheckStatus, Grade, Product};
+use hookbench::engine::suite::{self, TestOptions};
+use hookbench::protocol::jwt::{Alg, AppClaim, ClaimsTemplate, Signer};
+use hookbench::scenario::{parse_str, Secret};
+use hookbench::sim::Bot;
+use serde_json::{json, Value};
+
+fn run(profile: Profile, post_url: Option<String>) -> ClientRun {
+    ClientRun {
+        profile,
+        product: Product {
+            name: "client".into(),
+            version: "1".into(),
+        },
+        listen: "127.0.0.1:0".parse().unwrap(),
+        post_url,
+        timeout: Duration::from_secs(60),
+        quiet: Duration::from_millis(1500),
+    }
+}
+
+fn status(c: &Certification, id: &str) -> CheckStatus {
+    c.checks
+        .iter()
+        .find(|k| k.id == id)
+        .unwrap_or_else(|| panic!("{id} not graded"))
+        .result
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// hookbench's own client (the scenario runner) following the plan: a scenario written from it.
+async fn own_client(profile: Profile) -> Certification {
+    let port = free_port();
+    let post_url =
+        (profile == Profile::V2Async).then(|| format!("http://127.0.0.1:{port}/hookbench/async"));
+    let r = run(profile, post_url);
+    let session = ClientSession::start(&r, Bot::demo()).await.unwrap();
+    let plan = &session.announcement["plan"];
+    let mut yaml = String::from("name: plan\nuser: { id: client-1 }\n");
+    if profile == Profile::V2Async {
+        yaml.push_str(&format!(
+            "target:\n  mode: async\n  async: {{ listen: \"127.0.0.1:{port}\", quiet: 2500ms, max_wait: 10s }}\n"
+        ));
+    }
+    yaml.push_str("steps:\n");
+    for s in plan["steps"].as_array().unwrap() {
+        match (s["say"].as_str(), s["event"].as_str()) {
+            (Some(t), _) => yaml.push_str(&format!("  - send: \"{t}\"\n")),
+            (_, Some(e)) => yaml.push_str(&format!("  - event: {e}\n")),
+            _ => unreachable!(),
+        }
+    }
+    let scenario = parse_str(
+        &yaml,
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/plan.yaml")),
+        &|_| None,
+    )
+    .unwrap();
+    let opts = TestOptions {
+        target: Some(plan["steps"][0]["url"].as_str().unwrap().to_string()),
+        client_id: Some(session.announcement["client_id"].as_str().unwrap().into()),
+        client_secret: Some(Secret(
+            session.announcement["client_secret"]
+                .as_str()
+                .unwrap()
+                .into(),
+        )),
+    };
+    let report = suite::run(&[scenario], &opts, |_| {}).await;
+    assert!(report.scenarios[0].passed, "{:#?}", report.scenarios[0]);
+    session.finish(&r, std::future::pending()).await
+}
+
+#[tokio::test]
+async fn hookbench_itself_passes_v1_sync() {
+    let c = own_client(Profile::V1Sync).await;
+    assert_eq!(c.result, Grade::Passed, "{c:#?}");
+}
+
+#[tokio::test]
+async fn hookbench_itself_passes_v2_poll() {
+    let c = own_client(Profile::V2Poll).await;
+    assert_eq!(c.result, Grade::Passed, "{c:#?}");
+    assert_eq!(c.checks.len(), 17);
+}
+
+#[tokio::test]
+async fn hookbench_itself_passes_v2_async() {
+    let c = own_client(Profile::V2Async).await;
+    assert_eq!(c.result, Grade::Passed, "{c:#?}");
+}
+
+/// How a hand-written test client misbehaves.
+#[derive(Clone, Copy, PartialEq)]
+enum Misbehaviour {
+    None,
+    PollWithoutWaiting,
+    ReusePollId,
+    AlgNone,
+    RetryAtOnce,
+}
+
+struct RawClient {
+    http: reqwest::Client,
+    client_id: String,
+    secret: String,
+    user: String,
+    how: Misbehaviour,
+}
+
+impl RawClient {
+    fn token(&self) -> String {
+        if self.how == Misbehaviour::AlgNone {
+            use base64::Engine as _;
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let claims =
+                json!({"appId": self.client_id, "sub": self.user, "userIdentity": self.user});
+            return format!(
+                "{}.{}.",
+                b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
+                b64.encode(claims.to_string())
+            );
+        }
+        let t = ClaimsTemplate {
+            client_id: self.client_id.clone(),
+            app_claim: AppClaim::AppId,
+            user_identity: true,
+            expires_in: Some(Duration::from_secs(600)),
+            // A fresh token each time (a refresh differs from the refused token).
+            jti: true,
+            extra: serde_json::Map::new(),
+        };
+        Signer::hmac(Alg::HS256, self.secret.as_bytes())
+            .unwrap()
+            .sign_for(&t, &self.user)
+            .unwrap()
+    }
+
+    async fn send(&self, url: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(url)
+            .header("authorization", format!("bearer {}", self.token()))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn poll(&self, base: &str, bot: &str, id: &str) -> Value {
+        let url = format!("{base}/chatbot/v2/webhook/{bot}/poll/{id}");
+        self.http
+            .get(url)
+            .header("authorization", format!("bearer {}", self.token()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or(Value::Null)
+    }
+
+    async fn follow(&self, announcement: &Value) {
+        let base = announcement["base_url"].as_str().unwrap();
+        let bot = announcement["bot_id"].as_str().unwrap();
+        for step in announcement["plan"]["steps"].as_array().unwrap() {
+            if step["optional"] == true {
+                continue;
+            }
+            let url = step["url"].as_str().unwrap();
+            let body = if step["version"] == "v1" {
+                json!({"message": {"text": step["say"]}, "from": {"id": self.user}})
+            } else {
+                json!({"message": {"type": "text", "val": step["say"]}, "from": {"id": self.user}})
+            };
+            let mut answer = self.send(url, &body).await;
+            for _ in 0..3 {
+                if answer.0 == 200 {
+                    break;
+                }
+                if self.how != Misbehaviour::RetryAtOnce {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                answer = self.send(url, &body).await;
+            }
+            let mut poll_id = answer.1["pollId"].as_str().map(str::to_string);
+            let mut last = None;
+            while let Some(id) = poll_id.take() {
+                let wait = if self.how == Misbehaviour::PollWithoutWaiting {
+                    0
+                } else {
+                    250
+                };
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+                let r = self.poll(base, bot, &id).await;
+                if r["status"] == "Inprogress" {
+                    poll_id = Some(id);
+                    continue;
+                }
+                last = Some(id);
+                poll_id = r["pollId"].as_str().map(str::to_string);
+            }
+            if let (Some(id), Misbehaviour::ReusePollId) = (last, self.how) {
+                self.poll(base, bot, &id).await;
+            }
+        }
+    }
+}
+
+async fn raw_client(profile: Profile, how: Misbehaviour) -> Certification {
+    let r = run(profile, None);
+    let session = ClientSession::start(&r, Bot::demo()).await.unwrap();
+    let a = &session.announcement;
+    let client = RawClient {
+        http: reqwest::Client::new(),
+        client_id: a["client_id"].as_str().unwrap().into(),
+        secret: a["client_secret"].as_str().unwrap().into(),
+        user: "raw-1".into(),
+        how,
+    };
+    client.follow(a).await;
+    session.finish(&r, std::future::pending()).await
+}
+
+#[tokio::test]
+async fn a_well_behaved_hand_written_client_passes_v2_poll_and_auth() {
+    let c = raw_client(Profile::V2Poll, Misbehaviour::None).await;
+    assert_eq!(c.result, Grade::Passed, "{c:#?}");
+    let c = raw_client(Profile::Auth, Misbehaviour::None).await;
+    assert_eq!(c.result, Grade::Passed, "{c:#?}");
+}
+
+#[tokio::test]
+async fn polling_without_waiting_fails_the_hammering_check() {
+    let c = raw_client(Profile::V2Poll, Misbehaviour::PollWithoutWaiting).await;
+    assert_eq!(status(&c, "CL-POLL-02"), CheckStatus::Failed, "{c:#?}");
+    assert_eq!(status(&c, "CL-POLL-01"), CheckStatus::Passed);
+    assert_eq!(c.result, Grade::Failed);
+}
+
+#[tokio::test]
+async fn polling_a_consumed_poll_id_fails_the_reuse_check() {
+    let c = raw_client(Profile::V2Poll, Misbehaviour::ReusePollId).await;
+    assert_eq!(status(&c, "CL-POLL-03"), CheckStatus::Failed, "{c:#?}");
+    assert_eq!(status(&c, "CL-POLL-02"), CheckStatus::Passed);
+    let k = c.checks.iter().find(|k| k.id == "CL-POLL-03").unwrap();
+    // The mismatch names the request in the check's evidence.
+    let m = &k.mismatches[0];
+    let ex = &k.evidence[m.exchange.unwrap()];
+    assert!(ex.url.contains("/poll/"), "{ex:?}");
+}
+
+#[tokio::test]
+async fn unsigned_tokens_fail_the_algorithm_check() {
+    let c = raw_client(Profile::V2Poll, Misbehaviour::AlgNone).await;
+    assert_eq!(status(&c, "CL-AUTH-01"), CheckStatus::Failed, "{c:#?}");
+    assert_eq!(c.result, Grade::Failed);
+    // Evidence names the algorithm, never the token.
+    let k = c.checks.iter().find(|k| k.id == "CL-AUTH-01").unwrap();
+    let shown = serde_json::to_string(&k.evidence).unwrap();
+    assert!(shown.contains("alg none"), "{shown}");
+    assert!(!shown.contains("eyJhbGciOiJub25l"), "{shown}");
+}
+
+#[tokio::test]
+async fn retrying_at_once_is_warned_not_failed() {
+    let c = raw_client(Profile::Auth, Misbehaviour::RetryAtOnce).await;
+    assert_eq!(status(&c, "CL-ERR-01"), CheckStatus::Warning, "{c:#?}");
+    assert_eq!(status(&c, "CL-ERR-02"), CheckStatus::Warning, "{c:#?}");
+    assert_eq!(status(&c, "CL-AUTH-07"), CheckStatus::Passed, "{c:#?}");
+    assert_eq!(c.result, Grade::Warned);
+}
+
+#[tokio::test]
+async fn a_client_that_never_comes_fails_as_missing() {
+    let mut r = run(Profile::V2Poll, None);
+    r.timeout = Duration::from_millis(300);
+    let session = ClientSession::start(&r, Bot::demo()).await.unwrap();
+    let c = session.finish(&r, std::future::pending()).await;
+    assert_eq!(status(&c, "CL-PLAN-01"), CheckStatus::Failed);
+    assert!(
+        c.checks.iter().all(|k| k.result != CheckStatus::Passed),
+        "{c:#?}"
+    );
+    assert_eq!(c.result, Grade::Failed);
+}
+
+#[test]
+fn certify_client_prints_its_plan_first_and_names_failed_checks() {
+    use std::io::BufRead as _;
+    let out = std::env::temp_dir().join(format!("hookbench-cc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hookbench"))
+        .args([
+            "certify",
+            "client",
+            "--profile",
+            "v2-poll",
+            "--product",
+            "hammer",
+        ])
+        .args(["--product-version", "0.1", "--timeout", "60s", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let announcement: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(announcement["plan"]["profile"], "v2-poll");
+    assert!(announcement["plan"]["steps"].as_array().unwrap().len() >= 5);
+    assert!(announcement["v2_url"].is_null() && announcement["instances"].is_array());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        RawClient {
+            http: reqwest::Client::new(),
+            client_id: announcement["client_id"].as_str().unwrap().into(),
+            secret: announcement["client_secret"].as_str().unwrap().into(),
+            user: "hammer-1".into(),
+            how: Misbehaviour::PollWithoutWaiting,
+        }
+        .follow(&announcement)
+        .await;
+    });
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let code = child.wait().unwrap().code();
+    assert_eq!(code, Some(1), "{rest}");
+    assert!(rest.contains("FAILED  CL-POLL-02"), "{rest}");
+    assert!(out.join("certificate.json").is_file());
+    let _ = std::fs::remove_dir_all(&out);
+}
