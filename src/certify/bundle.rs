@@ -61,28 +61,46 @@ pub enum WriteError {
     Render(String),
 }
 
+impl Key {
+    /// Who signs, as the certificate shows it.
+    pub fn describe(&self) -> String {
+        let key_id = sign::key_id(&self.signing().verifying_key());
+        match self {
+            Key::Given(_) => format!("Ed25519 key {key_id}"),
+            Key::Ephemeral(_) => {
+                format!("Ed25519 key {key_id} (self-signed: a key made for this bundle only)")
+            }
+        }
+    }
+}
+
+/// The documents rendered for people and CI (by the reports layer).
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// `junit.xml`.
+    pub junit: String,
+    /// `certificate.html`.
+    pub html: String,
+}
+
 /// Writes the bundle into `dir` (created when missing); returns the files written.
-pub fn write(dir: &Path, c: &Certification, key: &Key) -> Result<Vec<PathBuf>, WriteError> {
+pub fn write(
+    dir: &Path,
+    c: &Certification,
+    rendered: &Rendered,
+    key: &Key,
+) -> Result<Vec<PathBuf>, WriteError> {
     std::fs::create_dir_all(dir).map_err(|source| WriteError::Io {
         path: dir.to_path_buf(),
         source,
     })?;
     let verifying = key.signing().verifying_key();
-    let key_id = sign::key_id(&verifying);
-    let signer = match key {
-        Key::Given(_) => format!("Ed25519 key {key_id}"),
-        Key::Ephemeral(_) => {
-            format!("Ed25519 key {key_id} (self-signed: a key made for this bundle only)")
-        }
-    };
     let results = serde_json::to_vec_pretty(c).map_err(|e| WriteError::Render(e.to_string()))?;
-    let html = crate::reports::certificate::render(c, &signer)
-        .map_err(|e| WriteError::Render(e.to_string()))?;
     let public = sign::public_pem(&verifying).map_err(|e| WriteError::Render(e.to_string()))?;
     let files: Vec<(&str, Vec<u8>)> = vec![
         (RESULTS, results),
-        (JUNIT, crate::reports::junit::certification(c).into_bytes()),
-        (HTML, html.into_bytes()),
+        (JUNIT, rendered.junit.clone().into_bytes()),
+        (HTML, rendered.html.clone().into_bytes()),
         (PUBLIC_KEY, public.into_bytes()),
     ];
     let statement = statement(c, &files, matches!(key, Key::Ephemeral(_)));

@@ -330,7 +330,18 @@ fn finish(
             out!("          {r}");
         }
     }
-    let written = match bundle::write(out, c, key) {
+    let html = match crate::reports::certificate::render(c, &key.describe()) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: cannot render certificate.html: {e}");
+            return Exit::Usage;
+        }
+    };
+    let rendered = bundle::Rendered {
+        junit: crate::reports::junit::certification(c),
+        html,
+    };
+    let written = match bundle::write(out, c, &rendered, key) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("error: {e}");

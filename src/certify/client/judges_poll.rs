@@ -1,0 +1,305 @@
+//! Client checks on polling, retries and the async receiver.
+
+use super::judges::{general, miss};
+use super::*;
+
+pub(super) fn one_in_flight(rec: &Recording) -> Judgement {
+    let polls = rec.polls();
+    let ns: Vec<u64> = polls.iter().map(|r| r.n).take(20).collect();
+    for w in polls.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        if a.end.is_none_or(|end| b.at < end) {
+            return (
+                Err(miss(
+                    b,
+                    "poll",
+                    "sent after the previous poll's answer",
+                    "sent while another poll was outstanding",
+                )),
+                vec![a.n, b.n],
+            );
+        }
+    }
+    if polls.is_empty() {
+        return (
+            Err(general(
+                "polls",
+                "the polls of the plan's polled steps",
+                "none",
+            )),
+            ns,
+        );
+    }
+    (Ok(()), ns)
+}
+
+pub(super) fn poll_rate(rec: &Recording) -> Judgement {
+    let polls = rec.polls();
+    for (i, p) in polls.iter().enumerate() {
+        let within: Vec<&&Rec> = polls[i..]
+            .iter()
+            .take_while(|q| q.at.duration_since(p.at) < Duration::from_secs(1))
+            .collect();
+        if within.len() > 20 {
+            return (
+                Err(miss(
+                    within[20],
+                    "polls in one second",
+                    "at most 20",
+                    format!("{} or more", within.len()),
+                )),
+                within.iter().take(21).map(|r| r.n).collect(),
+            );
+        }
+    }
+    if polls.is_empty() {
+        return (
+            Err(general(
+                "polls",
+                "the polls of the plan's polled steps",
+                "none",
+            )),
+            Vec::new(),
+        );
+    }
+    (Ok(()), polls.iter().map(|r| r.n).take(20).collect())
+}
+
+/// Answers that consume a pollId: its batch (no `Inprogress`) or `No data found`.
+pub(super) fn consumed(r: &Rec) -> bool {
+    match r.status {
+        Some(200) => {
+            r.response
+                .as_ref()
+                .and_then(|b| b.get("status"))
+                .and_then(Value::as_str)
+                != Some("Inprogress")
+        }
+        Some(400) => true,
+        _ => false,
+    }
+}
+
+pub(super) fn no_reuse(rec: &Recording) -> Judgement {
+    let polls = rec.polls();
+    let mut done: Vec<(&str, u64)> = Vec::new();
+    for r in &polls {
+        let Kind::Poll(id) = &r.kind else { continue };
+        if let Some((_, by)) = done.iter().find(|(d, _)| *d == id.as_str()) {
+            return (
+                Err(miss(
+                    r,
+                    "pollId",
+                    "not one already consumed",
+                    format!("{id}, consumed by request #{}", by + 1),
+                )),
+                vec![*by, r.n],
+            );
+        }
+        if consumed(r) {
+            done.push((id.as_str(), r.n));
+        }
+    }
+    if polls.is_empty() {
+        return (
+            Err(general(
+                "polls",
+                "the polls of the plan's polled steps",
+                "none",
+            )),
+            Vec::new(),
+        );
+    }
+    (Ok(()), polls.iter().map(|r| r.n).take(20).collect())
+}
+
+pub(super) fn chained(rec: &Recording) -> Judgement {
+    let polls = rec.polls();
+    // pollIds issued by a poll answer (the chain), each must be polled later.
+    let mut chain = Vec::new();
+    for r in &polls {
+        if let Some(next) = r
+            .response
+            .as_ref()
+            .and_then(|b| b.get("pollId"))
+            .and_then(Value::as_str)
+        {
+            if consumed(r) {
+                chain.push((next.to_string(), *r));
+            }
+        }
+    }
+    if chain.is_empty() {
+        return (
+            Err(general(
+                "pollId",
+                "a chained pollId (the plan's `statement` step)",
+                "no poll answer carried one",
+            )),
+            polls.iter().map(|r| r.n).take(20).collect(),
+        );
+    }
+    for (id, by) in &chain {
+        let followed = polls
+            .iter()
+            .any(|r| r.n > by.n && r.kind == Kind::Poll(id.clone()));
+        if !followed {
+            return (
+                Err(miss(
+                    by,
+                    "pollId",
+                    format!("{id} polled next"),
+                    "never polled",
+                )),
+                vec![by.n],
+            );
+        }
+    }
+    (Ok(()), chain.iter().map(|(_, r)| r.n).collect())
+}
+
+pub(super) fn waited_out(rec: &Recording) -> Judgement {
+    let polls = rec.polls();
+    let in_progress: Vec<&&Rec> = polls
+        .iter()
+        .filter(|r| {
+            r.response
+                .as_ref()
+                .and_then(|b| b.get("status"))
+                .and_then(Value::as_str)
+                == Some("Inprogress")
+        })
+        .collect();
+    if in_progress.is_empty() {
+        return (
+            Err(general(
+                "polls",
+                "at least one `Inprogress` answer (the plan's `savings` step)",
+                "none: the client polled only after the node finished",
+            )),
+            polls.iter().map(|r| r.n).take(20).collect(),
+        );
+    }
+    for r in &in_progress {
+        let Kind::Poll(id) = &r.kind else { continue };
+        let delivered = polls.iter().any(|q| {
+            q.n > r.n && q.kind == Kind::Poll(id.clone()) && q.status == Some(200) && consumed(q)
+        });
+        if !delivered {
+            return (
+                Err(miss(
+                    r,
+                    "pollId",
+                    format!("{id} polled until its batch came"),
+                    "given up after Inprogress",
+                )),
+                vec![r.n],
+            );
+        }
+    }
+    (Ok(()), in_progress.iter().map(|r| r.n).take(20).collect())
+}
+
+pub(super) fn prompt(rec: &Recording) -> Judgement {
+    let polls = rec.polls();
+    let issued = rec.issued();
+    if issued.is_empty() {
+        return (
+            Err(general(
+                "pollId",
+                "pollIds issued by the plan's polled steps",
+                "none",
+            )),
+            Vec::new(),
+        );
+    }
+    for (id, at) in &issued {
+        let first = polls
+            .iter()
+            .find(|r| r.kind == Kind::Poll(id.clone()) && r.at >= *at);
+        match first {
+            Some(r) if r.at.duration_since(*at) <= Duration::from_secs(5) => {}
+            Some(r) => {
+                return (
+                    Err(miss(
+                        r,
+                        "first poll",
+                        format!("within 5 s of {id}'s issue"),
+                        format!("{} ms", r.at.duration_since(*at).as_millis()),
+                    )),
+                    vec![r.n],
+                )
+            }
+            None => {
+                return (
+                    Err(general("pollId", format!("{id} polled"), "never polled")),
+                    Vec::new(),
+                )
+            }
+        }
+    }
+    (Ok(()), polls.iter().map(|r| r.n).take(20).collect())
+}
+
+pub(super) fn deliveries(
+    rec: &Recording,
+    rule: impl Fn(&Delivered) -> Result<(), String>,
+) -> Judgement {
+    if rec.deliveries.is_empty() {
+        return (
+            Err(general(
+                "deliveries",
+                "deliveries to POST_URL (the plan's async steps)",
+                "none",
+            )),
+            Vec::new(),
+        );
+    }
+    for (i, d) in rec.deliveries.iter().enumerate() {
+        if let Err(actual) = rule(d) {
+            return (
+                Err(general(
+                    &format!("delivery {}", i + 1),
+                    "2xx within 2 s",
+                    actual,
+                )),
+                Vec::new(),
+            );
+        }
+    }
+    (Ok(()), Vec::new())
+}
+
+pub(super) fn duplicates(rec: &Recording) -> Judgement {
+    let mut seen: Vec<(&Value, Option<u16>)> = Vec::new();
+    let mut twice = 0;
+    for d in &rec.deliveries {
+        if let Some((_, first)) = seen.iter().find(|(b, _)| **b == d.body) {
+            twice += 1;
+            let ok = |s: Option<u16>| s.is_some_and(|s| (200..300).contains(&s));
+            if !ok(*first) || !ok(d.status) {
+                return (
+                    Err(general(
+                        "duplicate delivery",
+                        "2xx both times",
+                        format!("{first:?} then {:?}", d.status),
+                    )),
+                    Vec::new(),
+                );
+            }
+        } else {
+            seen.push((&d.body, d.status));
+        }
+    }
+    if twice == 0 {
+        return (
+            Err(general(
+                "deliveries",
+                "a duplicated delivery",
+                "none was made (no async step performed?)",
+            )),
+            Vec::new(),
+        );
+    }
+    (Ok(()), Vec::new())
+}
