@@ -531,3 +531,62 @@ fn the_certificate_renders_in_headless_chromium() {
     assert!(!log.contains("Uncaught"), "{log}");
     let _ = std::fs::remove_dir_all(out);
 }
+
+#[test]
+fn the_owners_scenarios_are_functional_evidence_and_must_pass() {
+    let dir = tmp("scenarios");
+    std::fs::create_dir_all(&dir).unwrap();
+    let failing = dir.join("wrong.yaml");
+    std::fs::write(
+        &failing,
+        "name: wrong answer\nsteps:\n  - send: balance\n    expect:\n      - text: { contains: \"no such text\" }\n",
+    )
+    .unwrap();
+    let certify = |scenario: &Path, out: &Path| {
+        bin()
+            .args([
+                "certify",
+                "channel",
+                "--profile",
+                "auth",
+                "--product",
+                "demo",
+            ])
+            .args(["--product-version", "1", "--scenarios"])
+            .arg(scenario)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let ok = dir.join("ok");
+    let r = certify(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.yaml"),
+        &ok,
+    );
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert_eq!(r.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("PASSED  scenario"), "{stdout}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ok.join("results.json")).unwrap()).unwrap();
+    assert_eq!(v["scenarios"][0]["passed"], true, "{v}");
+    assert_eq!(
+        bin().arg("verify").arg(&ok).status().unwrap().code(),
+        Some(0)
+    );
+
+    let bad = dir.join("bad");
+    let r = certify(&failing, &bad);
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert_eq!(r.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAILED  scenario"), "{stdout}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bad.join("results.json")).unwrap()).unwrap();
+    assert_eq!(v["result"], "FAILED");
+    let junit = std::fs::read_to_string(bad.join("junit.xml")).unwrap();
+    assert!(junit.contains("wrong answer"), "{junit}");
+    // A scenario file that does not parse is a usage error before anything runs.
+    std::fs::write(&failing, "name: x\nsteps: 3\n").unwrap();
+    assert_eq!(certify(&failing, &dir.join("usage")).status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -346,5 +346,21 @@ fn certify_client_prints_its_plan_first_and_names_failed_checks() {
     assert_eq!(code, Some(1), "{rest}");
     assert!(rest.contains("FAILED  CL-POLL-02"), "{rest}");
     assert!(out.join("certificate.json").is_file());
+    // No secret and no whole token in the client's bundle either.
+    let jwt = regex::Regex::new(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.").unwrap();
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let path = entry.unwrap().path();
+        let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+        assert!(
+            !text.contains("demo-secret-hookbench"),
+            "{}",
+            path.display()
+        );
+        assert!(
+            !jwt.is_match(&text),
+            "{} holds a whole token",
+            path.display()
+        );
+    }
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -132,6 +132,23 @@ fn statement(c: &Certification, files: &[(&str, Vec<u8>)], self_signed: bool) ->
             .map(|k| k.id.as_str())
             .collect()
     };
+    let scenarios = |passed: bool| -> Vec<String> {
+        c.scenarios
+            .iter()
+            .filter(|s| s.passed == passed)
+            .map(|s| s.label())
+            .collect()
+    };
+    let mut passed = ids(CheckStatus::Passed)
+        .into_iter()
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    passed.extend(scenarios(true));
+    let mut failed = ids(CheckStatus::Failed)
+        .into_iter()
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    failed.extend(scenarios(false));
     json!({
         "_type": STATEMENT_TYPE,
         "subject": files.iter().map(|(name, bytes)| json!({
@@ -157,9 +174,9 @@ fn statement(c: &Certification, files: &[(&str, Vec<u8>)], self_signed: bool) ->
                     "self_signed": self_signed,
                 },
             }],
-            "passedTests": ids(CheckStatus::Passed),
+            "passedTests": passed,
             "warnedTests": ids(CheckStatus::Warning),
-            "failedTests": ids(CheckStatus::Failed),
+            "failedTests": failed,
         },
     })
 }
@@ -267,7 +284,7 @@ pub fn verify(dir: &Path, public_key: Option<&VerifyingKey>) -> Result<Verified,
             return Err(format!("{RESULTS}: {what} is empty"));
         }
     }
-    let recomputed = Certification::result(&c.checks);
+    let recomputed = Certification::result(&c.checks, &c.scenarios);
     if recomputed != c.result {
         return Err(format!(
             "{RESULTS}: says {} but its checks make it {}",
@@ -294,11 +311,12 @@ pub fn verify(dir: &Path, public_key: Option<&VerifyingKey>) -> Result<Verified,
         }
     }
     if c.result == Grade::Failed {
-        let failed: Vec<&str> = c
+        let failed: Vec<String> = c
             .checks
             .iter()
             .filter(|k| k.level == Level::Required && k.result != CheckStatus::Passed)
-            .map(|k| k.id.as_str())
+            .map(|k| k.id.clone())
+            .chain(c.scenarios.iter().filter(|s| !s.passed).map(|s| s.label()))
             .collect();
         return Err(format!(
             "the bundle is intact, but its result is FAILED: required check(s) {} did not pass",

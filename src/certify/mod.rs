@@ -130,6 +130,64 @@ pub struct Certification {
     pub summary: Summary,
     /// Every check of the profile, in catalogue order.
     pub checks: Vec<CheckResult>,
+    /// The owner's own scenarios (`--scenarios`), run against the same target as functional
+    /// evidence: every one must pass.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scenarios: Vec<ScenarioEvidence>,
+}
+
+/// One scenario run (one data row) given as functional evidence.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScenarioEvidence {
+    /// The file.
+    pub file: String,
+    /// `name:`.
+    pub name: String,
+    /// The data row (1-based).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row: Option<usize>,
+    /// Every step passed.
+    pub passed: bool,
+    /// Steps run.
+    pub steps: usize,
+    /// How long it took.
+    pub duration_ms: f64,
+    /// The first failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+impl ScenarioEvidence {
+    /// From a test report: one entry per scenario run.
+    pub fn from_report(report: &crate::engine::results::TestReport) -> Vec<ScenarioEvidence> {
+        report
+            .scenarios
+            .iter()
+            .map(|r| ScenarioEvidence {
+                file: r.file.clone(),
+                name: r.name.clone(),
+                row: r.row,
+                passed: r.passed,
+                steps: r.steps.len(),
+                duration_ms: r.duration_ms,
+                failure: r.setup_error.clone().or_else(|| {
+                    r.steps.iter().find_map(|s| {
+                        s.failure
+                            .as_ref()
+                            .map(|f| format!("step {}: {}", s.index + 1, f.summary()))
+                    })
+                }),
+            })
+            .collect()
+    }
+
+    /// The name the statement and JUnit give it.
+    pub fn label(&self) -> String {
+        match self.row {
+            Some(r) => format!("scenario {} [row {r}]", self.file),
+            None => format!("scenario {}", self.file),
+        }
+    }
 }
 
 /// Counts by result.
@@ -147,12 +205,13 @@ pub struct Summary {
 
 impl Certification {
     /// The one place the result is decided: FAILED while any required check did not pass
-    /// (failed, or skipped because what it needs was not given); WARNED when a recommended
-    /// one did not; else PASSED.
-    pub fn result(checks: &[CheckResult]) -> Grade {
+    /// (failed, or skipped because what it needs was not given) or a scenario given as
+    /// evidence failed; WARNED when a recommended check did not pass; else PASSED.
+    pub fn result(checks: &[CheckResult], scenarios: &[ScenarioEvidence]) -> Grade {
         let required_missed = checks
             .iter()
-            .any(|c| c.level == Level::Required && c.result != CheckStatus::Passed);
+            .any(|c| c.level == Level::Required && c.result != CheckStatus::Passed)
+            || scenarios.iter().any(|s| !s.passed);
         if required_missed {
             return Grade::Failed;
         }
@@ -255,10 +314,18 @@ impl Certification {
             target,
             started,
             finished: now_rfc3339(),
-            result: Certification::result(&checks),
+            result: Certification::result(&checks, &[]),
             summary: Certification::summarise(&checks),
             checks,
+            scenarios: Vec::new(),
         }
+    }
+
+    /// Adds the owner's scenarios as functional evidence; the result is decided again.
+    pub fn with_scenarios(mut self, scenarios: Vec<ScenarioEvidence>) -> Certification {
+        self.scenarios = scenarios;
+        self.result = Certification::result(&self.checks, &self.scenarios);
+        self
     }
 }
 
@@ -402,7 +469,10 @@ mod tests {
         use CheckStatus::*;
         use Level::*;
         let grade = |cs: &[(Level, CheckStatus)]| {
-            Certification::result(&cs.iter().map(|(l, r)| check(*l, *r)).collect::<Vec<_>>())
+            Certification::result(
+                &cs.iter().map(|(l, r)| check(*l, *r)).collect::<Vec<_>>(),
+                &[],
+            )
         };
         assert_eq!(grade(&[(Required, Passed)]), Grade::Passed);
         assert_eq!(
@@ -419,6 +489,20 @@ mod tests {
         );
         // Skipping a required check never yields a certificate.
         assert_eq!(grade(&[(Required, Skipped)]), Grade::Failed);
+        // Nor does a failed scenario given as evidence.
+        let failed = ScenarioEvidence {
+            file: "a.yaml".into(),
+            name: "a".into(),
+            row: None,
+            passed: false,
+            steps: 1,
+            duration_ms: 1.0,
+            failure: Some("step 1: no".into()),
+        };
+        assert_eq!(
+            Certification::result(&[check(Required, Passed)], &[failed]),
+            Grade::Failed
+        );
         // An empty profile is not a pass of anything... but it cannot be chosen: every
         // profile of the channel side has checks.
         for p in Profile::ALL {

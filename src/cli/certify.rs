@@ -151,6 +151,10 @@ pub struct ChannelArgs {
     /// key signs and the bundle says it is self-signed.
     #[arg(long, value_name = "FILE")]
     pub signing_key: Option<PathBuf>,
+    /// Your own scenario files or folders, run against the same target as functional evidence
+    /// in the bundle (every one must pass).
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub scenarios: Vec<PathBuf>,
     /// At most this many checks at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: u16,
@@ -294,7 +298,41 @@ async fn channel(a: ChannelArgs) -> Exit {
         jobs: usize::from(a.jobs),
         timeout: Duration::from_secs(30),
     };
+    // The owner's scenarios are read before anything runs: a bad file is a usage error.
+    let scenarios = if a.scenarios.is_empty() {
+        Vec::new()
+    } else {
+        let files = match super::test::expand(&a.scenarios) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("error: --scenarios: {e}");
+                return Exit::Usage;
+            }
+        };
+        match super::test::load_all(&files) {
+            Ok(s) => s,
+            Err(diags) => {
+                for d in diags {
+                    eprintln!("{d}");
+                }
+                return Exit::Usage;
+            }
+        }
+    };
     let c = crate::certify::certify_channel(&run, http, receiver.clone()).await;
+    let c = if scenarios.is_empty() {
+        c
+    } else {
+        // Against the same target: the given one with the same credentials, else the
+        // embedded simulator (the demo bot) as `hookbench test` runs it.
+        let opts = crate::engine::suite::TestOptions {
+            target: a.target.clone(),
+            client_id: a.client_id.clone(),
+            client_secret: a.client_secret.clone().map(crate::scenario::Secret),
+        };
+        let report = crate::engine::suite::run_jobs(&scenarios, &opts, 1, |_| {}).await;
+        c.with_scenarios(crate::certify::ScenarioEvidence::from_report(&report))
+    };
     if let Some(sim) = embedded {
         sim.stop().await;
     } else if let Some(r) = &receiver {
@@ -355,6 +393,16 @@ fn finish(
                 eprintln!("error: {e}");
                 return Exit::Usage;
             }
+        }
+    }
+    for sc in &c.scenarios {
+        out!(
+            "  {} {}",
+            if sc.passed { "PASSED " } else { "FAILED " },
+            sc.label()
+        );
+        if let Some(f) = &sc.failure {
+            out!("          {f}");
         }
     }
     let s = &c.summary;

@@ -147,6 +147,20 @@ pub fn certification(c: &crate::certify::Certification) -> String {
         }
         suite.add_test_case(tc);
     }
+    for sc in &c.scenarios {
+        let status = if sc.passed {
+            TestCaseStatus::success()
+        } else {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(sc.failure.clone().unwrap_or_default())
+                .set_type("scenario");
+            s
+        };
+        let mut tc = TestCase::new(format!("{} ({})", sc.label(), sc.name), status);
+        tc.set_classname("certify.scenarios");
+        tc.set_time(Duration::from_secs_f64(sc.duration_ms / 1000.0));
+        suite.add_test_case(tc);
+    }
     suite.set_system_out(format!(
         "certificate: {} for {} {}",
         c.result.as_str(),

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -144,36 +143,109 @@ async fn v1_first(
     State(s): State<Shared>,
     Path(bot): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
-    message(s, Version::V1, bot, None, headers, body).await
+    message(s, Version::V1, bot, None, headers, read_message(body).await).await
 }
 
 async fn v1_instance(
     State(s): State<Shared>,
     Path((bot, inst)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
-    message(s, Version::V1, bot, Some(inst), headers, body).await
+    message(
+        s,
+        Version::V1,
+        bot,
+        Some(inst),
+        headers,
+        read_message(body).await,
+    )
+    .await
 }
 
 async fn v2_first(
     State(s): State<Shared>,
     Path(bot): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
-    message(s, Version::V2, bot, None, headers, body).await
+    message(s, Version::V2, bot, None, headers, read_message(body).await).await
 }
 
 async fn v2_instance(
     State(s): State<Shared>,
     Path((bot, inst)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
-    message(s, Version::V2, bot, Some(inst), headers, body).await
+    message(
+        s,
+        Version::V2,
+        bot,
+        Some(inst),
+        headers,
+        read_message(body).await,
+    )
+    .await
+}
+
+/// The most a message body may be (the platform publishes no limit; a gap).
+const MESSAGE_LIMIT: usize = 2 * 1024 * 1024;
+/// How much of an oversized body is still read (and dropped) before answering 413.
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Why a message body could not be had.
+enum BodyError {
+    /// Over [`MESSAGE_LIMIT`].
+    TooLarge,
+    /// The client stopped sending mid-body.
+    Broken,
+}
+
+/// The message body, up to [`MESSAGE_LIMIT`]. A body over it is still read to its end (up
+/// to [`DRAIN_LIMIT`], within 10 s) and dropped: a client still sending is not cut off
+/// mid-write (a broken pipe before it can read anything) and reads the 413 envelope.
+async fn read_message(body: Body) -> Result<Bytes, BodyError> {
+    use futures_util::StreamExt as _;
+    let mut stream = body.into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0u64;
+    let mut over = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let next = match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(n) => n,
+            Err(_) if over => return Err(BodyError::TooLarge),
+            Err(_) => return Err(BodyError::Broken),
+        };
+        let Some(chunk) = next else { break };
+        let Ok(chunk) = chunk else {
+            return Err(if over {
+                BodyError::TooLarge
+            } else {
+                BodyError::Broken
+            });
+        };
+        seen += chunk.len() as u64;
+        if !over && buf.len() + chunk.len() > MESSAGE_LIMIT {
+            over = true;
+            buf = bytes::BytesMut::new();
+        }
+        if over {
+            if seen > DRAIN_LIMIT {
+                break;
+            }
+        } else {
+            buf.extend_from_slice(&chunk);
+        }
+    }
+    if over {
+        Err(BodyError::TooLarge)
+    } else {
+        Ok(buf.freeze())
+    }
 }
 
 /// A request decoded far enough to run a turn.
@@ -240,7 +312,7 @@ async fn message(
     bot: String,
     inst: Option<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Result<Bytes, BodyError>,
 ) -> Response {
     let response = answer(state.clone(), version, &bot, inst.as_deref(), headers, body).await;
     if response.status().is_client_error() || response.status().is_server_error() {
@@ -279,7 +351,7 @@ async fn answer(
     bot: &str,
     inst: Option<&str>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Result<Bytes, BodyError>,
 ) -> Response {
     let arrived = Instant::now();
     let Some((idx, instance)) = resolve(&state, bot, inst) else {
@@ -292,10 +364,8 @@ async fn answer(
     // A body over the limit (2 MiB) gets the documented envelope, not axum's plain text.
     let body = match body {
         Ok(b) => b,
-        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return error(version, ErrorKind::TooLarge)
-        }
-        Err(_) => return error(version, ErrorKind::InvalidPayload),
+        Err(BodyError::TooLarge) => return error(version, ErrorKind::TooLarge),
+        Err(BodyError::Broken) => return error(version, ErrorKind::InvalidPayload),
     };
     if let Some(limit) = instance.rate_limit {
         if !state.take_token(idx, &state.bot.apps[verified.app].client_id, limit) {
