@@ -103,6 +103,14 @@ async fn hookbench_itself_passes_v2_poll() {
 async fn hookbench_itself_passes_v2_async() {
     let c = own_client(Profile::V2Async).await;
     assert_eq!(c.result, Grade::Passed, "{c:#?}");
+    // What only the client's screen shows is left for review, with the deliveries attached.
+    assert_eq!(status(&c, "CL-ASYNC-04"), CheckStatus::Review);
+    let k = c.checks.iter().find(|k| k.id == "CL-ASYNC-04").unwrap();
+    assert!(
+        k.evidence.iter().any(|e| e.method.contains("POST_URL")),
+        "{k:?}"
+    );
+    assert_eq!(c.summary.review, 1);
 }
 
 /// How a hand-written test client misbehaves.
@@ -284,6 +292,7 @@ async fn retrying_at_once_is_warned_not_failed() {
     let c = raw_client(Profile::Auth, Misbehaviour::RetryAtOnce).await;
     assert_eq!(status(&c, "CL-ERR-01"), CheckStatus::Warning, "{c:#?}");
     assert_eq!(status(&c, "CL-ERR-02"), CheckStatus::Warning, "{c:#?}");
+    assert_eq!(status(&c, "CL-ERR-03"), CheckStatus::Warning, "{c:#?}");
     assert_eq!(status(&c, "CL-AUTH-07"), CheckStatus::Passed, "{c:#?}");
     assert_eq!(c.result, Grade::Warned);
 }

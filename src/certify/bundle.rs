@@ -172,6 +172,7 @@ fn statement(c: &Certification, files: &[(&str, Vec<u8>)], self_signed: bool) ->
                     "started": c.started,
                     "finished": c.finished,
                     "self_signed": self_signed,
+                    "review": ids(CheckStatus::Review),
                 },
             }],
             "passedTests": passed,

@@ -96,6 +96,10 @@ pub enum Level {
     Required,
     /// A failure is a warning.
     Recommended,
+    /// What the platform side cannot observe (did the client show a duplicate twice?): a
+    /// person judges it from the attached evidence; it neither passes nor fails the
+    /// certificate.
+    Review,
 }
 
 /// One check of the catalogue.
@@ -126,7 +130,7 @@ impl Check {
     }
 }
 
-use Level::{Recommended, Required};
+use Level::{Recommended, Required, Review};
 use Profile::{Auth, Upload, V1Sync, V2Async, V2NoPoll, V2Poll};
 use Side::{Channel, Client};
 
@@ -421,6 +425,10 @@ pub const CHECKS: &[Check] = &[
         "5xx is retried with a pause",
         "After a 503, the step is sent again no sooner than 200 ms later, at most three tries in all.",
         "§5 Errors; no retry policy is published"),
+    check!("CL-ERR-03", Client, &[Auth], Recommended, true,
+        "504 is retried with a pause",
+        "After a 504, the step is sent again no sooner than 200 ms later, at most three tries in all.",
+        "§5 Errors: 504 The request has been timed-out; §7 the 15-second rule"),
     check!("CL-ASYNC-01", Client, &[V2Async], Required, true,
         "The receiver answers fast",
         "POST_URL answers every delivery 2xx within 2 s.",
@@ -432,6 +440,10 @@ pub const CHECKS: &[Check] = &[
     check!("CL-ASYNC-03", Client, &[V2Async], Recommended, false,
         "The conversation goes on",
         "After duplicated and reordered deliveries, the client sends the plan's next steps.",
+        "§4.2 Async: receivers must tolerate duplicates and reordering"),
+    check!("CL-ASYNC-04", Client, &[V2Async], Review, false,
+        "A duplicated message is shown once",
+        "The user sees each message once although it was delivered twice (REVIEW: the deliveries are attached; only the client's user interface can show it).",
         "§4.2 Async: receivers must tolerate duplicates and reordering"),
 ];
 
@@ -467,6 +479,7 @@ pub fn markdown() -> String {
             let level = match c.level {
                 Level::Required => "required",
                 Level::Recommended => "recommended",
+                Level::Review => "review",
             };
             let cell = |t: &str| t.replace('|', "\\|");
             out.push_str(&format!(

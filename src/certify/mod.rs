@@ -35,6 +35,8 @@ pub enum CheckStatus {
     Warning,
     /// It could not run (what it needs was not given).
     Skipped,
+    /// A person judges it from the evidence (the platform side cannot observe it).
+    Review,
 }
 
 /// The certificate's result.
@@ -201,6 +203,9 @@ pub struct Summary {
     pub warning: usize,
     /// Skipped.
     pub skipped: usize,
+    /// For review.
+    #[serde(default)]
+    pub review: usize,
 }
 
 impl Certification {
@@ -215,7 +220,10 @@ impl Certification {
         if required_missed {
             return Grade::Failed;
         }
-        if checks.iter().any(|c| c.result != CheckStatus::Passed) {
+        if checks
+            .iter()
+            .any(|c| !matches!(c.result, CheckStatus::Passed | CheckStatus::Review))
+        {
             return Grade::Warned;
         }
         Grade::Passed
@@ -230,6 +238,7 @@ impl Certification {
                 CheckStatus::Failed => s.failed += 1,
                 CheckStatus::Warning => s.warning += 1,
                 CheckStatus::Skipped => s.skipped += 1,
+                CheckStatus::Review => s.review += 1,
             }
         }
         s
@@ -349,9 +358,16 @@ pub fn result_of(
 ) -> CheckResult {
     let miss_status = match check.level {
         Level::Required => CheckStatus::Failed,
-        Level::Recommended => CheckStatus::Warning,
+        Level::Recommended | Level::Review => CheckStatus::Warning,
     };
     let (result, reason, mismatches, unreachable) = match outcome {
+        // A review check that found its evidence is for a person to judge.
+        Ok(()) if check.level == Level::Review => (
+            CheckStatus::Review,
+            Some("for review: see the evidence".into()),
+            Vec::new(),
+            false,
+        ),
         Ok(()) => (CheckStatus::Passed, None, Vec::new(), false),
         Err(Miss::Failed(m)) => {
             let reason = format!("{}: expected {}, got {}", m.field, m.expected, m.actual);

@@ -231,6 +231,7 @@ fn list(a: ListArgs) -> Exit {
             match c.level {
                 Level::Required => "required",
                 Level::Recommended => "recommended",
+                Level::Review => "review",
             },
             profiles.join(","),
             c.title,
@@ -357,6 +358,7 @@ fn finish(
             CheckStatus::Failed => ("FAILED ", "31"),
             CheckStatus::Warning => ("WARNING", "33"),
             CheckStatus::Skipped => ("SKIPPED", "90"),
+            CheckStatus::Review => ("REVIEW ", "36"),
         };
         let mark = if color {
             format!("\x1b[{paint}m{mark}\x1b[0m")
@@ -407,12 +409,17 @@ fn finish(
     }
     let s = &c.summary;
     out!(
-        "{}: {} passed, {} failed, {} warnings, {} skipped; bundle {} ({} files{})",
+        "{}: {} passed, {} failed, {} warnings, {} skipped{}; bundle {} ({} files{})",
         c.result.as_str(),
         s.passed,
         s.failed,
         s.warning,
         s.skipped,
+        if s.review > 0 {
+            format!(", {} for review", s.review)
+        } else {
+            String::new()
+        },
         out.display(),
         written.len(),
         if matches!(key, Key::Ephemeral(_)) {

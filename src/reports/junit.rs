@@ -122,7 +122,9 @@ pub fn certification(c: &crate::certify::Certification) -> String {
     for check in &c.checks {
         let reason = check.reason.clone().unwrap_or_default();
         let status = match check.result {
-            CheckStatus::Passed | CheckStatus::Warning => TestCaseStatus::success(),
+            CheckStatus::Passed | CheckStatus::Warning | CheckStatus::Review => {
+                TestCaseStatus::success()
+            }
             CheckStatus::Failed => {
                 let kind = if check.unreachable {
                     NonSuccessKind::Error
@@ -142,8 +144,14 @@ pub fn certification(c: &crate::certify::Certification) -> String {
         let mut tc = TestCase::new(format!("{} {}", check.id, check.title), status);
         tc.set_classname(format!("certify.{}", c.side.as_str()));
         tc.set_time(Duration::from_secs_f64(check.duration_ms / 1000.0));
-        if check.result == CheckStatus::Warning {
-            tc.set_system_out(format!("WARNING (recommended): {reason}"));
+        match check.result {
+            CheckStatus::Warning => {
+                tc.set_system_out(format!("WARNING (recommended): {reason}"));
+            }
+            CheckStatus::Review => {
+                tc.set_system_out("REVIEW: a person judges this from the evidence in results.json");
+            }
+            _ => {}
         }
         suite.add_test_case(tc);
     }

@@ -98,6 +98,27 @@ impl Recording {
             .collect()
     }
 
+    /// Evidence: every delivery to the client's POST_URL, with the receiver's answer.
+    pub fn delivery_evidence(&self) -> Vec<Exchange> {
+        self.deliveries
+            .iter()
+            .map(|d| Exchange {
+                method: "POST (delivered to your POST_URL)".into(),
+                url: String::new(),
+                request_headers: Vec::new(),
+                request_body: Some(cut(&d.body.to_string())),
+                status: d.status,
+                response_headers: Vec::new(),
+                response_body: None,
+                elapsed_ms: d.elapsed.as_secs_f64() * 1e3,
+                error: d
+                    .status
+                    .is_none()
+                    .then(|| "the receiver could not be reached".into()),
+            })
+            .collect()
+    }
+
     /// Evidence: these requests as exchanges (tokens described, never copied).
     pub fn evidence(&self, ns: &[u64]) -> Vec<Exchange> {
         ns.iter()
@@ -351,6 +372,7 @@ pub fn judge(id: &str, rec: &Recording, expect: &Expect) -> Option<Judgement> {
         "CL-POLL-07" => prompt(rec),
         "CL-ERR-01" => retried(rec, Inject::TooManyRequests, paused),
         "CL-ERR-02" => retried(rec, Inject::Unavailable, paused),
+        "CL-ERR-03" => retried(rec, Inject::TimedOut, paused),
         "CL-ASYNC-01" => deliveries(rec, |d| {
             let ok = d.status.is_some_and(|s| (200..300).contains(&s))
                 && d.elapsed <= Duration::from_secs(2);
@@ -358,6 +380,7 @@ pub fn judge(id: &str, rec: &Recording, expect: &Expect) -> Option<Judgement> {
                 .ok_or_else(|| format!("status {:?} after {} ms", d.status, d.elapsed.as_millis()))
         }),
         "CL-ASYNC-02" => duplicates(rec),
+        "CL-ASYNC-04" => duplicates(rec),
         "CL-ASYNC-03" => {
             let steps = rec.plan.steps.len();
             let done = rec.performed.iter().filter(|p| p.is_some()).count();

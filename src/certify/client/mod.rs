@@ -34,6 +34,8 @@ pub enum Inject {
     TooManyRequests,
     /// The first try is answered 503.
     Unavailable,
+    /// The first try is answered 504 (the sync budget passed).
+    TimedOut,
 }
 
 impl Inject {
@@ -42,6 +44,7 @@ impl Inject {
             Inject::ExpiredToken => 401,
             Inject::TooManyRequests => 429,
             Inject::Unavailable => 503,
+            Inject::TimedOut => 504,
         }
     }
 
@@ -50,6 +53,7 @@ impl Inject {
             Inject::ExpiredToken => ErrorKind::InvalidToken,
             Inject::TooManyRequests => ErrorKind::TooManyRequests,
             Inject::Unavailable => ErrorKind::Internal(503),
+            Inject::TimedOut => ErrorKind::TimedOut,
         };
         let mut r = crate::sim::answer::error(version, kind);
         if self == Inject::ExpiredToken {
@@ -203,6 +207,10 @@ impl Steps {
             (Inject::ExpiredToken, "401 Invalid Access token on the first try, as for an expired token: sign a new token and send again"),
             (Inject::TooManyRequests, "429 Too Many requests on the first try"),
             (Inject::Unavailable, "503 on the first try"),
+            (
+                Inject::TimedOut,
+                "504 The request has been timed-out on the first try",
+            ),
         ] {
             self.add(url, "v2", (Some("balance"), None), false, meets, Some(inject));
         }
@@ -383,7 +391,11 @@ impl ClientSession {
                         m.exchange = Some(pos);
                     }
                 }
-                super::result_of(check, judged, rec.evidence(&ns), t.elapsed())
+                let mut evidence = rec.evidence(&ns);
+                if check.id.starts_with("CL-ASYNC") {
+                    evidence.extend(rec.delivery_evidence());
+                }
+                super::result_of(check, judged, evidence, t.elapsed())
             })
             .collect();
         super::Certification::new(
