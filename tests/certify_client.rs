@@ -58,12 +58,26 @@ async fn own_client(profile: Profile) -> Certification {
         ));
     }
     yaml.push_str("steps:\n");
-    for s in plan["steps"].as_array().unwrap() {
+    let steps = plan["steps"].as_array().unwrap();
+    let mut i = 0;
+    while i < steps.len() {
+        let s = &steps[i];
+        if s["upload"] == true {
+            // The runner's upload step is the upload and the message that names the file.
+            let text = steps[i + 1]["say"].as_str().unwrap();
+            yaml.push_str(&format!(
+                "  - upload: {{ file: {}/scenarios/files/scan.png, text: \"{text}\", file_type: image, chunk_size: 32 }}\n",
+                env!("CARGO_MANIFEST_DIR")
+            ));
+            i += 2;
+            continue;
+        }
         match (s["say"].as_str(), s["event"].as_str()) {
             (Some(t), _) => yaml.push_str(&format!("  - send: \"{t}\"\n")),
             (_, Some(e)) => yaml.push_str(&format!("  - event: {e}\n")),
             _ => unreachable!(),
         }
+        i += 1;
     }
     let scenario = parse_str(
         &yaml,
@@ -72,7 +86,12 @@ async fn own_client(profile: Profile) -> Certification {
     )
     .unwrap();
     let opts = TestOptions {
-        target: Some(plan["steps"][0]["url"].as_str().unwrap().to_string()),
+        target: Some(
+            steps.iter().find(|s| s["upload"] != true).unwrap()["url"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        ),
         client_id: Some(session.announcement["client_id"].as_str().unwrap().into()),
         client_secret: Some(Secret(
             session.announcement["client_secret"]
@@ -111,6 +130,91 @@ async fn hookbench_itself_passes_v2_async() {
         "{k:?}"
     );
     assert_eq!(c.summary.review, 1);
+}
+
+#[tokio::test]
+async fn hookbench_itself_passes_upload() {
+    let c = own_client(Profile::Upload).await;
+    assert_eq!(c.result, Grade::Passed, "{c:#?}");
+    // scan.png (80 bytes) in 32-byte chunks: three, numbered and merged.
+    let k = c.checks.iter().find(|k| k.id == "CL-UP-02").unwrap();
+    assert!(k.evidence.len() > 2, "{k:?}");
+    assert!(k.evidence[0]
+        .request_body
+        .as_deref()
+        .unwrap_or_default()
+        .contains("chunkNo=0"));
+}
+
+#[tokio::test]
+async fn chunks_numbered_from_one_fail_the_order_check() {
+    let r = run(Profile::Upload, None);
+    let session = ClientSession::start(&r, Bot::demo()).await.unwrap();
+    let a = session.announcement.clone();
+    let client = RawClient {
+        http: reqwest::Client::new(),
+        client_id: a["client_id"].as_str().unwrap().into(),
+        secret: a["client_secret"].as_str().unwrap().into(),
+        user: "up-1".into(),
+        how: Misbehaviour::None,
+    };
+    let auth = format!("bearer {}", client.token());
+    let token_url = a["plan"]["steps"][0]["url"].as_str().unwrap();
+    let ft: Value = client
+        .http
+        .post(token_url)
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ft = ft["fileToken"].as_str().unwrap();
+    for no in [1, 2] {
+        let form = reqwest::multipart::Form::new()
+            .text("chunkNo", no.to_string())
+            .text("fileToken", ft.to_string())
+            .part(
+                "chunk",
+                reqwest::multipart::Part::bytes(vec![7u8; 100]).file_name("a.png"),
+            );
+        client
+            .http
+            .post(format!("{token_url}/{ft}/chunk"))
+            .header("authorization", &auth)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+    }
+    let form = reqwest::multipart::Form::new()
+        .text("totalChunks", "2")
+        .text("fileExtension", "png")
+        .text("filename", "a")
+        .text("fileContext", "workflows")
+        .text("thumbnailUpload", "false");
+    let merged: Value = client
+        .http
+        .put(format!("{token_url}/{ft}"))
+        .header("authorization", &auth)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap_or(Value::Null);
+    let body = json!({"message": {"type": "text", "val": "here is the document", "attachments": [{"fileId": merged["fileId"], "fileName": "a.png", "fileType": "image"}]}, "from": {"id": "up-1"}});
+    client
+        .send(a["plan"]["steps"][1]["url"].as_str().unwrap(), &body)
+        .await;
+    let c = session.finish(&r, std::future::pending()).await;
+    assert_eq!(status(&c, "CL-UP-02"), CheckStatus::Failed, "{c:#?}");
+    let k = c.checks.iter().find(|k| k.id == "CL-UP-02").unwrap();
+    assert_eq!(k.mismatches[0].field, "chunkNo");
+    assert_eq!(k.mismatches[0].expected, "0");
+    assert_eq!(status(&c, "CL-UP-01"), CheckStatus::Passed);
 }
 
 /// How a hand-written test client misbehaves.

@@ -136,9 +136,9 @@ use Side::{Channel, Client};
 
 const V2_SYNC: &[Profile] = &[V2Poll, V2NoPoll];
 /// Every client profile with a plan.
-const ANY_CLIENT: &[Profile] = &[V1Sync, V2Poll, V2NoPoll, V2Async, Auth];
+const ANY_CLIENT: &[Profile] = &[V1Sync, V2Poll, V2NoPoll, V2Async, Auth, Upload];
 /// Client profiles that speak V2.
-const V2_CLIENT: &[Profile] = &[V2Poll, V2NoPoll, V2Async, Auth];
+const V2_CLIENT: &[Profile] = &[V2Poll, V2NoPoll, V2Async, Auth, Upload];
 
 macro_rules! check {
     ($id:literal, $side:expr, $profiles:expr, $level:expr, $gap:literal, $title:literal, $proves:literal, $req:literal) => {
@@ -429,6 +429,22 @@ pub const CHECKS: &[Check] = &[
         "504 is retried with a pause",
         "After a 504, the step is sent again no sooner than 200 ms later, at most three tries in all.",
         "§5 Errors: 504 The request has been timed-out; §7 the 15-second rule"),
+    check!("CL-UP-01", Client, &[Upload], Required, true,
+        "Chunks within the limit",
+        "Every chunk is at most 2 MiB (the SDKs send 256 KiB to 1 MiB).",
+        "§6 File upload: chunk sizes are the client's choice; no server limit is published"),
+    check!("CL-UP-02", Client, &[Upload], Required, false,
+        "Chunks numbered in order",
+        "A file's chunks carry chunkNo 0, 1, 2, … in order, each with the file token of its URL.",
+        "§6 File upload: 2. Chunks, chunkNo (0-based), fileToken"),
+    check!("CL-UP-03", Client, &[Upload], Required, false,
+        "Merge after the last chunk",
+        "The merge comes after the file's last chunk and states totalChunks equal to the chunks sent.",
+        "§6 File upload: 3. Merge, totalChunks"),
+    check!("CL-UP-04", Client, &[Upload], Required, false,
+        "The message names the uploaded file",
+        "The message after the upload has a non-empty text and attachments naming the fileId the merge answered.",
+        "§6 File upload: 4. the file is referenced from a V2 text message with a non-empty val"),
     check!("CL-ASYNC-01", Client, &[V2Async], Required, true,
         "The receiver answers fast",
         "POST_URL answers every delivery 2xx within 2 s.",

@@ -40,7 +40,7 @@ pub enum CertifyCommand {
 /// `certify client`.
 #[derive(Debug, Args)]
 pub struct ClientArgs {
-    /// The profile (v1-sync, v2-poll, v2-nopoll, v2-async, auth, full).
+    /// The profile (v1-sync, v2-poll, v2-nopoll, v2-async, upload, auth, full).
     #[arg(long, value_parser = profile)]
     pub profile: Profile,
     /// The product's name, as the certificate states it.

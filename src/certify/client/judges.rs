@@ -62,8 +62,7 @@ impl Recording {
         self.performed
             .iter()
             .flatten()
-            .next()
-            .and_then(|&n| self.recs[n as usize].from.as_deref())
+            .find_map(|&n| self.recs[n as usize].from.as_deref())
     }
 
     /// The polls of the plan's user, by the token's user or (polls have no body) by order.
@@ -148,7 +147,13 @@ impl Recording {
                             .map(|c| ("content-type".to_string(), c.clone())),
                     )
                     .collect(),
-                request_body: r.body.as_ref().map(|b| cut(&b.to_string())),
+                request_body: r.body.as_ref().map(|b| cut(&b.to_string())).or_else(|| {
+                    (!r.form.is_empty()).then(|| {
+                        let fields: Vec<String> =
+                            r.form.iter().map(|(n, v)| format!("{n}={v}")).collect();
+                        format!("multipart: {}", fields.join(", "))
+                    })
+                }),
                 status: r.status,
                 response_headers: Vec::new(),
                 response_body: r.response.as_ref().map(|b| cut(&b.to_string())),
@@ -322,6 +327,7 @@ pub fn judge(id: &str, rec: &Recording, expect: &Expect) -> Option<Judgement> {
                 .iter()
                 .flatten()
                 .map(|&n| &rec.recs[n as usize])
+                .filter(|r| matches!(r.kind, Kind::V1 | Kind::V2))
                 .collect();
             each(performed.into_iter(), |r| {
                 if r.from == user {
@@ -379,6 +385,19 @@ pub fn judge(id: &str, rec: &Recording, expect: &Expect) -> Option<Judgement> {
             ok.then_some(())
                 .ok_or_else(|| format!("status {:?} after {} ms", d.status, d.elapsed.as_millis()))
         }),
+        "CL-UP-01" => each(
+            rec.recs.iter().filter(|r| matches!(r.kind, Kind::Chunk(_))),
+            |r| match r.part_len {
+                Some(n) if n <= 2 * 1024 * 1024 => Ok(()),
+                other => Err(miss(
+                    r,
+                    "chunk",
+                    "at most 2 MiB",
+                    other.map_or("no chunk part".into(), |n| format!("{n} bytes")),
+                )),
+            },
+        ),
+        "CL-UP-02" | "CL-UP-03" | "CL-UP-04" => super::judges_poll::upload(id, rec),
         "CL-ASYNC-02" => duplicates(rec),
         "CL-ASYNC-04" => duplicates(rec),
         "CL-ASYNC-03" => {

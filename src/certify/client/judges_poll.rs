@@ -1,4 +1,4 @@
-//! Client checks on polling, retries and the async receiver.
+//! Client checks on polling, retries, uploads and the async receiver.
 
 use super::judges::{general, miss};
 use super::*;
@@ -302,4 +302,132 @@ pub(super) fn duplicates(rec: &Recording) -> Judgement {
         );
     }
     (Ok(()), Vec::new())
+}
+
+fn field<'a>(r: &'a Rec, name: &str) -> Option<&'a str> {
+    r.form
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// CL-UP-02..04 on the uploaded file (the last one merged, whether the merge was accepted):
+/// its chunks, its merge, and the message naming it.
+pub(super) fn upload(id: &str, rec: &Recording) -> Judgement {
+    let Some(merge) = rec.recs.iter().rfind(|r| matches!(r.kind, Kind::Merge(_))) else {
+        return (
+            Err(general(
+                "merge",
+                "a merged upload (the plan's upload step)",
+                "none",
+            )),
+            Vec::new(),
+        );
+    };
+    let Kind::Merge(ft) = &merge.kind else {
+        unreachable!("found a merge")
+    };
+    let chunks: Vec<&Rec> = rec
+        .recs
+        .iter()
+        .filter(|r| r.kind == Kind::Chunk(ft.clone()))
+        .collect();
+    let mut ns: Vec<u64> = chunks.iter().map(|r| r.n).take(20).collect();
+    ns.push(merge.n);
+    let judged = match id {
+        "CL-UP-02" => {
+            if chunks.is_empty() {
+                return (
+                    Err(miss(
+                        merge,
+                        "chunks",
+                        "the file's chunks before its merge",
+                        "none",
+                    )),
+                    ns,
+                );
+            }
+            chunks.iter().enumerate().try_for_each(|(i, r)| {
+                let no = field(r, "chunkNo");
+                if no != Some(i.to_string().as_str()) {
+                    return Err(miss(r, "chunkNo", i.to_string(), no.unwrap_or("absent")));
+                }
+                let token = field(r, "fileToken").or_else(|| field(r, "messageToken"));
+                if token != Some(ft.as_str()) {
+                    return Err(miss(
+                        r,
+                        "fileToken",
+                        format!("{ft} (the URL's)"),
+                        token.unwrap_or("absent"),
+                    ));
+                }
+                Ok(())
+            })
+        }
+        "CL-UP-03" => {
+            let total = field(merge, "totalChunks");
+            if let Some(late) = chunks.iter().find(|r| r.n > merge.n) {
+                Err(miss(late, "chunk", "before the merge", "after it"))
+            } else if total != Some(chunks.len().to_string().as_str()) {
+                Err(miss(
+                    merge,
+                    "totalChunks",
+                    chunks.len().to_string(),
+                    total.unwrap_or("absent"),
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        _ => {
+            let file_id = merge
+                .response
+                .as_ref()
+                .and_then(|b| b.get("fileId"))
+                .and_then(Value::as_str);
+            let Some(message) = rec
+                .recs
+                .iter()
+                .find(|r| r.n > merge.n && r.kind == Kind::V2)
+            else {
+                return (
+                    Err(general(
+                        "message",
+                        "a message naming the uploaded file",
+                        "none after the merge",
+                    )),
+                    ns,
+                );
+            };
+            ns.push(message.n);
+            let body = message.body.as_ref();
+            let attachments = body
+                .and_then(|b| {
+                    b.pointer("/message/attachments")
+                        .or_else(|| b.get("attachments"))
+                })
+                .and_then(Value::as_array);
+            let named = attachments.is_some_and(|a| {
+                a.iter()
+                    .any(|x| x.get("fileId").and_then(Value::as_str) == file_id)
+            });
+            let text = body
+                .and_then(|b| b.pointer("/message/val"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if !named {
+                Err(miss(
+                    message,
+                    "attachments[].fileId",
+                    file_id.unwrap_or("the merged fileId"),
+                    attachments.map_or("absent".into(), |a| Value::Array(a.clone()).to_string()),
+                ))
+            } else if text.trim().is_empty() {
+                Err(miss(message, "message.val", "a non-empty text", "empty"))
+            } else {
+                Ok(())
+            }
+        }
+    };
+    (judged, ns)
 }

@@ -88,6 +88,9 @@ pub struct PlanStep {
     /// The condition injected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inject: Option<Inject>,
+    /// Upload a file through the upload API (token at `url`, chunks, merge).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub upload: bool,
     #[serde(skip)]
     path: String,
 }
@@ -114,6 +117,8 @@ pub struct PlanUrls {
     pub v2_nopoll: String,
     /// V2, async (present when the client gave its POST_URL).
     pub v2_async: Option<String>,
+    /// The upload API's token URL for the polling instance.
+    pub upload_token: String,
 }
 
 fn path_of(url: &str) -> String {
@@ -144,8 +149,18 @@ impl Steps {
             optional,
             meets: meets.to_string(),
             inject,
+            upload: false,
             path: path_of(url),
         });
+    }
+
+    fn upload(&mut self, u: &PlanUrls) {
+        self.say(&u.upload_token, "v2", "", "a fileToken; then send the file in chunks of at most 2 MiB numbered from 0, and merge (PUT …/token/{fileToken}) with totalChunks");
+        if let Some(step) = self.0.last_mut() {
+            step.say = None;
+            step.upload = true;
+        }
+        self.say(&u.v2_poll, "v2", "here is the document", "send with attachments: [{fileId, fileName, fileType}] naming the merged file; answered \"Received <file name>.\"");
     }
 
     fn say(&mut self, url: &str, version: &'static str, text: &str, meets: &str) {
@@ -217,8 +232,7 @@ impl Steps {
     }
 }
 
-/// The plan of a client profile (`None`: no client plan for it, e.g. `upload`, or an async
-/// profile without the client's POST_URL).
+/// The plan of a client profile (`None` for an async profile without the client's POST_URL).
 pub fn plan(profile: Profile, urls: &PlanUrls) -> Option<Plan> {
     let mut steps = Steps::default();
     match profile {
@@ -227,14 +241,15 @@ pub fn plan(profile: Profile, urls: &PlanUrls) -> Option<Plan> {
         Profile::V2NoPoll => steps.nopoll(urls),
         Profile::V2Async => steps.asynchronous(urls.v2_async.as_deref()?),
         Profile::Auth => steps.auth(urls),
+        Profile::Upload => steps.upload(urls),
         Profile::Full => {
             steps.v1(urls);
             steps.poll(urls);
             steps.nopoll(urls);
             steps.asynchronous(urls.v2_async.as_deref()?);
             steps.auth(urls);
+            steps.upload(urls);
         }
-        Profile::Upload => return None,
     }
     Some(Plan {
         profile,
@@ -313,6 +328,8 @@ impl ClientSession {
             v1: poll.v1_url.clone(),
             v2_poll: poll.v2_url.clone(),
             v2_nopoll: nopoll.v2_url.clone(),
+            upload_token: crate::protocol::urls::Endpoints::new(&info.base_url, &info.bot_id)
+                .upload_token(None),
             v2_async: run
                 .post_url
                 .as_ref()
@@ -321,13 +338,10 @@ impl ClientSession {
         };
         let Some(plan) = plan(run.profile, &urls) else {
             sim.shutdown().await;
-            return Err(match run.profile {
-                Profile::Upload => "no client plan for the upload profile yet".into(),
-                _ => format!(
-                    "profile {} needs --post-url: where your client receives async messages",
-                    run.profile.as_str()
-                ),
-            });
+            return Err(format!(
+                "profile {} needs --post-url: where your client receives async messages",
+                run.profile.as_str()
+            ));
         };
         let mut announcement = serde_json::to_value(&info).unwrap_or_default();
         announcement["plan"] = serde_json::to_value(&plan).unwrap_or_default();
@@ -421,6 +435,7 @@ mod tests {
             v2_poll: "http://h/chatbot/v2/webhook/st-1".into(),
             v2_nopoll: "http://h/chatbot/v2/webhook/st-1/hookInstance/b".into(),
             v2_async: Some("http://h/chatbot/v2/webhook/st-1/hookInstance/c".into()),
+            upload_token: "http://h/api/attachments/st-1/ivr/token".into(),
         }
     }
 
@@ -447,21 +462,13 @@ mod tests {
 
     #[test]
     fn plans_number_their_steps_and_only_on_connect_is_optional() {
-        for p in [
-            Profile::V1Sync,
-            Profile::V2Poll,
-            Profile::V2NoPoll,
-            Profile::V2Async,
-            Profile::Auth,
-            Profile::Full,
-        ] {
+        for p in Profile::ALL {
             let plan = plan(p, &urls()).unwrap();
             for (i, s) in plan.steps.iter().enumerate() {
                 assert_eq!(s.n, i + 1);
                 assert_eq!(s.optional, s.event.as_deref() == Some("ON_CONNECT"));
             }
         }
-        assert!(plan(Profile::Upload, &urls()).is_none());
         let mut no_async = urls();
         no_async.v2_async = None;
         assert!(plan(Profile::V2Async, &no_async).is_none());

@@ -27,6 +27,10 @@ pub struct Rec {
     pub content_type: Option<String>,
     /// The JSON body.
     pub body: Option<Value>,
+    /// Multipart fields (uploads): name and text; file parts as `<N bytes>`.
+    pub form: Vec<(String, String)>,
+    /// The size of the file part of an upload request (`chunk` or `file`).
+    pub part_len: Option<usize>,
     /// `from.id`.
     pub from: Option<String>,
     /// The text or event sent.
@@ -52,6 +56,14 @@ pub enum Kind {
     V2,
     /// A V2 poll of this pollId.
     Poll(String),
+    /// An upload token request.
+    UploadToken,
+    /// A chunk for this file token.
+    Chunk(String),
+    /// The merge of this file token.
+    Merge(String),
+    /// A one-shot upload.
+    OneShot,
     /// Anything else (uploads, pre-flights, metrics).
     Other,
 }
@@ -172,8 +184,67 @@ pub(super) fn classify(method: &str, path: &str) -> Kind {
         ("POST", ["chatbot", "hooks", ..]) => Kind::V1,
         ("GET", ["chatbot", "v2", "webhook", _, "poll", id]) => Kind::Poll((*id).to_string()),
         ("POST", ["chatbot", "v2", "webhook", ..]) => Kind::V2,
+        ("POST", ["api", "attachments", _, _, "token"]) => Kind::UploadToken,
+        ("POST", ["api", "attachments", _, _, "token", ft, "chunk"]) => {
+            Kind::Chunk((*ft).to_string())
+        }
+        (
+            "PUT",
+            ["api", "attachments", _, _, "token", ft]
+            | ["api", "attachments", _, _, "token", ft, "chunk"],
+        ) => Kind::Merge((*ft).to_string()),
+        ("POST", ["api", "attachments", "file", _, _]) => Kind::OneShot,
         _ => Kind::Other,
     }
+}
+
+/// The fields of a `multipart/form-data` body: name and bytes (enough to judge uploads).
+pub(super) fn form_fields(content_type: Option<&str>, body: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let Some(boundary) = content_type
+        .and_then(|c| {
+            c.split(';')
+                .find_map(|p| p.trim().strip_prefix("boundary="))
+        })
+        .map(|b| format!("--{}", b.trim_matches('"')))
+    else {
+        return Vec::new();
+    };
+    let find = |hay: &[u8], needle: &[u8], from: usize| {
+        hay.get(from..)?
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|i| i + from)
+    };
+    let mut out = Vec::new();
+    let mut at = match find(body, boundary.as_bytes(), 0) {
+        Some(i) => i + boundary.len(),
+        None => return out,
+    };
+    while let Some(next) = find(body, boundary.as_bytes(), at) {
+        let part = &body[at..next];
+        if let Some(split) = find(part, b"\r\n\r\n", 0) {
+            let head = String::from_utf8_lossy(&part[..split]);
+            let name = head
+                .split(';')
+                .find_map(|p| p.trim().strip_prefix("name="))
+                .map(|n| {
+                    n.split(['\r', '\n'])
+                        .next()
+                        .unwrap_or(n)
+                        .trim_matches('"')
+                        .to_string()
+                });
+            let mut content = &part[split + 4..];
+            if content.ends_with(b"\r\n") {
+                content = &content[..content.len() - 2];
+            }
+            if let Some(name) = name {
+                out.push((name, content.to_vec()));
+            }
+        }
+        at = next + boundary.len();
+    }
+    out
 }
 
 pub(super) fn said(kind: &Kind, body: &Value) -> Option<String> {
@@ -192,6 +263,10 @@ pub(super) fn said(kind: &Kind, body: &Value) -> Option<String> {
 
 impl PlanStep {
     pub(super) fn matches(&self, r: &Rec) -> bool {
+        if self.upload {
+            // Done by the merge (the chunks and the token come before it).
+            return matches!(r.kind, Kind::Merge(_));
+        }
         let version_ok = matches!((self.version, &r.kind), ("v1", Kind::V1) | ("v2", Kind::V2));
         let want = self
             .say
@@ -206,6 +281,12 @@ impl PlanStep {
     }
 
     pub(super) fn describe(&self) -> String {
+        if self.upload {
+            return format!(
+                "step {}: upload a file (token, chunks, merge) at {}",
+                self.n, self.path
+            );
+        }
         match (&self.say, &self.event) {
             (Some(t), _) => format!("step {}: say {t:?} to {}", self.n, self.path),
             (_, Some(e)) => format!("step {}: event {e} to {}", self.n, self.path),
@@ -231,7 +312,33 @@ impl Observer for Recorder {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
+        let uploading = matches!(
+            kind,
+            Kind::UploadToken | Kind::Chunk(_) | Kind::Merge(_) | Kind::OneShot
+        );
+        let fields = if uploading {
+            form_fields(header(http::header::CONTENT_TYPE).as_deref(), seen.body)
+        } else {
+            Vec::new()
+        };
+        let part_len = fields
+            .iter()
+            .find(|(n, _)| n == "chunk" || n == "file")
+            .map(|(_, v)| v.len());
+        let form = fields
+            .into_iter()
+            .map(|(n, v)| {
+                let shown = if n == "chunk" || n == "file" {
+                    format!("<{} bytes>", v.len())
+                } else {
+                    String::from_utf8_lossy(&v).chars().take(200).collect()
+                };
+                (n, shown)
+            })
+            .collect();
         let mut rec = Rec {
+            form,
+            part_len,
             n: 0,
             at: seen.at,
             unix: unix_now(),
@@ -266,7 +373,8 @@ impl Observer for Recorder {
             }
         }
         let plan = self.plan();
-        if let (Some(plan), true) = (plan, matches!(rec.kind, Kind::V1 | Kind::V2)) {
+        let steps_kind = matches!(rec.kind, Kind::V1 | Kind::V2 | Kind::Merge(_));
+        if let (Some(plan), true) = (plan, steps_kind) {
             let mut i = s.cursor;
             let found = loop {
                 let Some(step) = plan.steps.get(i) else {
