@@ -52,6 +52,10 @@ async fn own_client(profile: Profile) -> Certification {
     let session = ClientSession::start(&r, Bot::demo()).await.unwrap();
     let plan = &session.announcement["plan"];
     let mut yaml = String::from("name: plan\nuser: { id: client-1 }\n");
+    if profile == Profile::V2Poll {
+        // The plan's last pollId never completes: give up on it well within the 20 s asked.
+        yaml.push_str("target:\n  poll: { max_wait: 4s }\n");
+    }
     if profile == Profile::V2Async {
         yaml.push_str(&format!(
             "target:\n  mode: async\n  async: {{ listen: \"127.0.0.1:{port}\", quiet: 2500ms, max_wait: 10s }}\n"
@@ -101,7 +105,14 @@ async fn own_client(profile: Profile) -> Certification {
         )),
     };
     let report = suite::run(&[scenario], &opts, |_| {}).await;
-    assert!(report.scenarios[0].passed, "{:#?}", report.scenarios[0]);
+    // Every step passes but the one whose pollId never completes, which the runner gives up
+    // as a budget failure (what the plan asks).
+    for step in &report.scenarios[0].steps {
+        let ok = step.status == hookbench::engine::results::StepStatus::Passed
+            || (step.label.contains("slow")
+                && step.failure.as_ref().is_some_and(|f| f.class() == "budget"));
+        assert!(ok, "{:#?}", report.scenarios[0]);
+    }
     session.finish(&r, std::future::pending()).await
 }
 
@@ -115,7 +126,8 @@ async fn hookbench_itself_passes_v1_sync() {
 async fn hookbench_itself_passes_v2_poll() {
     let c = own_client(Profile::V2Poll).await;
     assert_eq!(c.result, Grade::Passed, "{c:#?}");
-    assert_eq!(c.checks.len(), 17);
+    assert_eq!(c.checks.len(), 18);
+    assert_eq!(status(&c, "CL-POLL-08"), CheckStatus::Passed);
 }
 
 #[tokio::test]
@@ -314,7 +326,12 @@ impl RawClient {
             }
             let mut poll_id = answer.1["pollId"].as_str().map(str::to_string);
             let mut last = None;
+            let since = std::time::Instant::now();
             while let Some(id) = poll_id.take() {
+                // A pollId that never completes is given up after 3 s.
+                if since.elapsed() > Duration::from_secs(3) {
+                    break;
+                }
                 let wait = if self.how == Misbehaviour::PollWithoutWaiting {
                     0
                 } else {

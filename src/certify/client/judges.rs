@@ -14,6 +14,8 @@ pub struct Recording {
     pub deliveries: Vec<Delivered>,
     /// For each step, the request that performed it.
     pub performed: Vec<Option<u64>>,
+    /// pollIds that never complete (the plan's give-up step).
+    pub held: Vec<String>,
 }
 
 /// The app's client id, for CL-AUTH-02.
@@ -376,6 +378,7 @@ pub fn judge(id: &str, rec: &Recording, expect: &Expect) -> Option<Judgement> {
             })
         }
         "CL-POLL-07" => prompt(rec),
+        "CL-POLL-08" => gave_up(rec),
         "CL-ERR-01" => retried(rec, Inject::TooManyRequests, paused),
         "CL-ERR-02" => retried(rec, Inject::Unavailable, paused),
         "CL-ERR-03" => retried(rec, Inject::TimedOut, paused),

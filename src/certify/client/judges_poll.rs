@@ -182,6 +182,10 @@ pub(super) fn waited_out(rec: &Recording) -> Judgement {
     }
     for r in &in_progress {
         let Kind::Poll(id) = &r.kind else { continue };
+        if rec.held.contains(id) {
+            // The give-up step's pollId never completes (CL-POLL-08 judges it).
+            continue;
+        }
         let delivered = polls.iter().any(|q| {
             q.n > r.n && q.kind == Kind::Poll(id.clone()) && q.status == Some(200) && consumed(q)
         });
@@ -430,4 +434,135 @@ pub(super) fn upload(id: &str, rec: &Recording) -> Judgement {
         }
     };
     (judged, ns)
+}
+
+/// How long a client may keep polling a pollId that never completes (CL-POLL-08).
+pub const GIVE_UP_WITHIN: Duration = Duration::from_secs(20);
+
+pub(super) fn gave_up(rec: &Recording) -> Judgement {
+    let Some(id) = rec.held.first() else {
+        return (
+            Err(general(
+                "pollId",
+                "the give-up step's pollId (the plan's last step)",
+                "never issued: the step was not performed",
+            )),
+            Vec::new(),
+        );
+    };
+    let issued = rec.recs.iter().find(|r| {
+        r.kind == Kind::V2
+            && r.response
+                .as_ref()
+                .and_then(|b| b.get("pollId"))
+                .and_then(Value::as_str)
+                == Some(id.as_str())
+    });
+    let Some(issued) = issued else {
+        return (
+            Err(general(
+                "pollId",
+                "the answer that issued it",
+                "not recorded",
+            )),
+            Vec::new(),
+        );
+    };
+    let since = issued.end.unwrap_or(issued.at);
+    let polls: Vec<&Rec> = rec
+        .recs
+        .iter()
+        .filter(|r| r.kind == Kind::Poll(id.clone()))
+        .collect();
+    let mut ns = vec![issued.n];
+    ns.extend(polls.iter().rev().take(5).map(|r| r.n));
+    match polls.last() {
+        Some(last) if last.at.duration_since(since) > GIVE_UP_WITHIN => (
+            Err(miss(
+                last,
+                "last poll",
+                format!("within {} s of the pollId", GIVE_UP_WITHIN.as_secs()),
+                format!(
+                    "{:.1} s after it",
+                    last.at.duration_since(since).as_secs_f64()
+                ),
+            )),
+            ns,
+        ),
+        _ => (Ok(()), ns),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(n: u64, at: Instant, kind: Kind, response: Option<Value>) -> Rec {
+        Rec {
+            n,
+            at,
+            unix: 0.0,
+            end: Some(at),
+            method: "GET".into(),
+            path: String::new(),
+            kind,
+            auth: None,
+            content_type: None,
+            body: None,
+            form: Vec::new(),
+            part_len: None,
+            from: None,
+            said: None,
+            step: None,
+            injected: None,
+            status: Some(200),
+            response,
+            unexpected: None,
+        }
+    }
+
+    fn recording(last_poll_after: Duration) -> Recording {
+        let t0 = Instant::now();
+        let held = "ab".repeat(16);
+        let recs = vec![
+            rec(
+                0,
+                t0,
+                Kind::V2,
+                Some(serde_json::json!({"pollId": held, "data": []})),
+            ),
+            rec(
+                1,
+                t0 + Duration::from_secs(1),
+                Kind::Poll(held.clone()),
+                None,
+            ),
+            rec(2, t0 + last_poll_after, Kind::Poll(held.clone()), None),
+        ];
+        Recording {
+            plan: Plan {
+                profile: Profile::V2Poll,
+                how: String::new(),
+                steps: Vec::new(),
+            },
+            recs,
+            deliveries: Vec::new(),
+            performed: Vec::new(),
+            held: vec![held],
+        }
+    }
+
+    #[test]
+    fn polling_a_never_completing_poll_id_past_the_window_is_judged() {
+        assert!(gave_up(&recording(Duration::from_secs(12))).0.is_ok());
+        let (j, ns) = gave_up(&recording(Duration::from_secs(25)));
+        match j {
+            Err(Miss::Failed(m)) => {
+                assert_eq!(m.field, "last poll");
+                assert!(m.actual.starts_with("25.0 s"), "{m:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(ns.contains(&2));
+    }
 }

@@ -91,6 +91,10 @@ pub struct PlanStep {
     /// Upload a file through the upload API (token at `url`, chunks, merge).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub upload: bool,
+    /// The pollId this step's answer carries never completes: every poll of it answers
+    /// `Inprogress`, and the client is to give up.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hold: bool,
     #[serde(skip)]
     path: String,
 }
@@ -150,6 +154,7 @@ impl Steps {
             meets: meets.to_string(),
             inject,
             upload: false,
+            hold: false,
             path: path_of(url),
         });
     }
@@ -195,6 +200,10 @@ impl Steps {
         self.say(url, "v2", "balance", "two messages and the task end");
         self.transfer(url, "v2", "a message and a pollId; the first poll of it answers `Inprogress` (whenever it comes), later polls the rest and the task end");
         self.say(url, "v2", "statement", "chained pollIds: a message and a pollId (its first poll answers `Inprogress`), then a message with a new pollId, then the rest");
+        self.say(url, "v2", "slow", "a pollId that never completes (every poll answers `Inprogress`): give up polling it within 20 s");
+        if let Some(step) = self.0.last_mut() {
+            step.hold = true;
+        }
     }
 
     fn nopoll(&mut self, u: &PlanUrls) {
@@ -446,6 +455,7 @@ mod tests {
             recs: Vec::new(),
             deliveries: Vec::new(),
             performed: Vec::new(),
+            held: Vec::new(),
         };
         let expect = Expect {
             client_id: "cs-1".into(),

@@ -120,6 +120,8 @@ pub(super) struct State {
     /// the recorder (so every client meets it, whatever its poll interval), and whether that
     /// happened yet.
     first_polls: Vec<(String, bool)>,
+    /// pollIds of the plan's never-completing step: every poll answers `Inprogress`.
+    held: Vec<String>,
     recs: Vec<Rec>,
     deliveries: Vec<Delivered>,
     cursor: usize,
@@ -174,6 +176,7 @@ impl Recorder {
             recs: s.recs.clone(),
             deliveries: s.deliveries.clone(),
             performed: s.performed.clone(),
+            held: s.held.clone(),
         }
     }
 }
@@ -366,7 +369,11 @@ impl Observer for Recorder {
         s.last_request = Some(seen.at);
         let mut answer = None;
         if let Kind::Poll(id) = &rec.kind {
-            if let Some(entry) = s.first_polls.iter_mut().find(|(p, done)| p == id && !done) {
+            if s.held.contains(id) {
+                let body = crate::protocol::v2::Response::in_progress(id.clone());
+                answer = Some(crate::sim::answer::json(http::StatusCode::OK, &body));
+            } else if let Some(entry) = s.first_polls.iter_mut().find(|(p, done)| p == id && !done)
+            {
                 entry.1 = true;
                 let body = crate::protocol::v2::Response::in_progress(id.clone());
                 answer = Some(crate::sim::answer::json(http::StatusCode::OK, &body));
@@ -432,7 +439,13 @@ impl Observer for Recorder {
     fn answered(&self, id: u64, status: u16, body: &[u8]) {
         let mut s = self.lock();
         let mut issued = None;
+        let mut hold = false;
+        let plan = self.plan();
         if let Some(r) = s.recs.get_mut(id as usize) {
+            hold = r
+                .step
+                .and_then(|i| plan.and_then(|p| p.steps.get(i)))
+                .is_some_and(|st| st.hold);
             r.status = Some(status);
             r.end = Some(Instant::now());
             r.response = serde_json::from_slice(body).ok();
@@ -445,8 +458,10 @@ impl Observer for Recorder {
                     .map(str::to_string);
             }
         }
-        if let Some(p) = issued {
-            s.first_polls.push((p, false));
+        match issued {
+            Some(p) if hold => s.held.push(p),
+            Some(p) => s.first_polls.push((p, false)),
+            None => {}
         }
     }
 
