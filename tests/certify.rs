@@ -2,6 +2,8 @@
 //! bundle verifies and `verify` catches every tampering; simulator faults that break one rule
 //! each fail exactly the checks of that rule; what cannot be checked never passes.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -39,18 +41,27 @@ fn demo_with(instance_line: &str, faults: &str) -> Bot {
     Bot::from_yaml(&text, "demo-with-faults.bot.yaml", None).unwrap()
 }
 
-async fn certify(bot: Bot, profile: Profile) -> Certification {
-    let sim = SimTarget::start(bot).await.unwrap();
-    let run = ChannelRun {
+fn channel_run(
+    profile: Profile,
+    target: hookbench::certify::channel::ChannelTarget,
+    jobs: usize,
+    timeout_s: u64,
+) -> ChannelRun {
+    ChannelRun {
         profile,
         product: Product {
             name: "test".into(),
             version: "1".into(),
         },
-        target: sim.target.clone(),
-        jobs: 16,
-        timeout: Duration::from_secs(30),
-    };
+        target,
+        jobs,
+        timeout: Duration::from_secs(timeout_s),
+    }
+}
+
+async fn certify(bot: Bot, profile: Profile) -> Certification {
+    let sim = SimTarget::start(bot).await.unwrap();
+    let run = channel_run(profile, sim.target.clone(), 16, 30);
     let c = certify_channel(&run, HttpClient::new(), Some(sim.receiver.clone())).await;
     sim.stop().await;
     c
@@ -123,16 +134,7 @@ async fn a_required_check_that_cannot_run_withholds_the_certificate() {
     let sim = SimTarget::start(Bot::demo()).await.unwrap();
     let mut target = sim.target.clone();
     target.v2_nopoll = None;
-    let run = ChannelRun {
-        profile: Profile::V2NoPoll,
-        product: Product {
-            name: "test".into(),
-            version: "1".into(),
-        },
-        target,
-        jobs: 4,
-        timeout: Duration::from_secs(30),
-    };
+    let run = channel_run(Profile::V2NoPoll, target, 4, 30);
     let c = certify_channel(&run, HttpClient::new(), None).await;
     sim.stop().await;
     assert!(ids(&c, CheckStatus::Skipped).contains(&"CH-V2-NOPOLL-02"));
@@ -146,16 +148,7 @@ async fn an_unreachable_target_exits_3() {
     sim.stop().await;
     // Nothing listens there any more.
     target.v2_nopoll = None;
-    let run = ChannelRun {
-        profile: Profile::V2Poll,
-        product: Product {
-            name: "test".into(),
-            version: "1".into(),
-        },
-        target,
-        jobs: 4,
-        timeout: Duration::from_secs(5),
-    };
+    let run = channel_run(Profile::V2Poll, target, 4, 5);
     let c = certify_channel(&run, HttpClient::new(), None).await;
     assert_eq!(c.result, Grade::Failed);
     assert!(c.unreachable());
@@ -463,22 +456,8 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn chromium() -> Option<&'static str> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-}
-
 #[test]
 fn the_certificate_renders_in_headless_chromium() {
-    let Some(browser) = chromium() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must install chromium (.ci/run does)"
-        );
-        eprintln!("chromium not installed: skipping the browser check outside CI");
-        return;
-    };
     let out = tmp("html");
     let r = bin()
         .args([
@@ -499,28 +478,12 @@ fn the_certificate_renders_in_headless_chromium() {
         "{}",
         String::from_utf8_lossy(&r.stdout)
     );
-    let dom = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            out.join("chromium-profile").display()
-        ))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", out.join("certificate.html").display()))
-        .output()
-        .unwrap();
-    let html = String::from_utf8_lossy(&dom.stdout);
-    let log = String::from_utf8_lossy(&dom.stderr);
+    let Some((html, log)) =
+        common::render_dom(&out.join("certificate.html"), &out.join("chromium-profile"))
+    else {
+        let _ = std::fs::remove_dir_all(out);
+        return;
+    };
     // The product name is text, not markup; every check is there with its requirement.
     assert!(html.contains("Widget &lt;b&gt; 2.1"), "{log}");
     assert!(html.contains("class=\"grade PASSED\""), "{html}");

@@ -2,6 +2,8 @@
 //! is down, a stalling target, Ctrl-C, and the reports (JSON against its schema, HTML in
 //! headless Chromium).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -444,48 +446,19 @@ fn ctrl_c_stops_gracefully_and_writes_results() {
     let _ = std::fs::remove_dir_all(out);
 }
 
-fn chromium() -> Option<&'static str> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-}
-
 #[test]
 fn html_report_renders_in_headless_chromium_with_its_charts() {
-    let Some(browser) = chromium() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must install chromium (.ci/run does)"
-        );
-        eprintln!("chromium not installed: skipping the browser check outside CI");
-        return;
-    };
     let out = tmp("html");
     let r = run_cmd("scenarios/transfer.yaml", "2", "3s", &[], &out)
         .output()
         .unwrap();
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stdout));
-    let profile = out.join("chromium-profile");
-    let dom = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", out.join("report.html").display()))
-        .output()
-        .unwrap();
-    let html = String::from_utf8_lossy(&dom.stdout);
-    let log = String::from_utf8_lossy(&dom.stderr);
+    let Some((html, log)) =
+        common::render_dom(&out.join("report.html"), &out.join("chromium-profile"))
+    else {
+        let _ = std::fs::remove_dir_all(out);
+        return;
+    };
     assert!(html.contains("Latency percentiles over time"), "{log}");
     // Percentiles, throughput, active users, distribution and poll convergence; the error
     // charts are bars only when there were errors.

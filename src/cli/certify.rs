@@ -223,17 +223,28 @@ fn list(a: ListArgs) -> Exit {
         catalogue::PROTOCOL_REVISION,
         checks.len()
     );
+    let profiles_of = |c: &catalogue::Check| {
+        c.profiles
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let width = checks
+        .iter()
+        .map(|c| profiles_of(c).len())
+        .max()
+        .unwrap_or(0);
     for c in checks {
-        let profiles: Vec<&str> = c.profiles.iter().map(|p| p.as_str()).collect();
         out!(
-            "{:<16} {:<11} {:<22} {}{}",
+            "{:<16} {:<11} {:<width$} {}{}",
             c.id,
             match c.level {
                 Level::Required => "required",
                 Level::Recommended => "recommended",
                 Level::Review => "review",
             },
-            profiles.join(","),
+            profiles_of(c),
             c.title,
             if c.gap { " [gap]" } else { "" }
         );
@@ -254,11 +265,8 @@ async fn channel(a: ChannelArgs) -> Exit {
         Ok(k) => k,
         Err(e) => return e,
     };
-    if a.product.trim().is_empty() || a.product_version.trim().is_empty() {
-        eprintln!(
-            "error: --product and --product-version must not be empty: the certificate names them"
-        );
-        return Exit::Usage;
+    if let Err(e) = product_named(&a.product, &a.product_version) {
+        return e;
     }
     let http = HttpClient::new();
     let mut embedded = None;
@@ -431,6 +439,17 @@ fn finish(
     Exit::from(c)
 }
 
+/// The certificate names the product: both must be given.
+fn product_named(name: &str, version: &str) -> Result<(), Exit> {
+    if name.trim().is_empty() || version.trim().is_empty() {
+        eprintln!(
+            "error: --product and --product-version must not be empty: the certificate names them"
+        );
+        return Err(Exit::Usage);
+    }
+    Ok(())
+}
+
 fn signing_key(path: &Option<PathBuf>) -> Result<Key, Exit> {
     match path {
         Some(p) => read_key(p).map_err(|e| {
@@ -446,11 +465,8 @@ async fn client(a: ClientArgs) -> Exit {
         Ok(k) => k,
         Err(e) => return e,
     };
-    if a.product.trim().is_empty() || a.product_version.trim().is_empty() {
-        eprintln!(
-            "error: --product and --product-version must not be empty: the certificate names them"
-        );
-        return Exit::Usage;
+    if let Err(e) = product_named(&a.product, &a.product_version) {
+        return e;
     }
     if let Some(u) = &a.post_url {
         if !(u.starts_with("http://") || u.starts_with("https://")) || u.contains('@') {

@@ -485,26 +485,11 @@ pub(super) fn closest(plan: &Plan, cursor: usize, r: &Rec) -> String {
             .or(s.event.as_deref())
             .unwrap_or_default()
             .to_lowercase();
-        let distance = strsim_levenshtein(&said, &want);
+        let distance = crate::common::diag::levenshtein(&said, &want);
         (usize::from(s.path != r.path), distance)
     });
     match best {
         Some(s) => format!("closest expected: {}", s.describe()),
         None => "the plan was already done".into(),
     }
-}
-
-pub(super) fn strsim_levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
