@@ -197,7 +197,7 @@ fn the_simulator_earns_a_full_certificate_and_verify_catches_tampering() {
         "{stdout}{}",
         String::from_utf8_lossy(&r.stderr)
     );
-    assert!(stdout.contains("PASSED: 44 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("PASSED: 46 passed, 0 failed"), "{stdout}");
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "{:?}",
@@ -217,7 +217,7 @@ fn the_simulator_earns_a_full_certificate_and_verify_catches_tampering() {
     assert!(errs.is_empty(), "{errs:#?}");
     let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
     assert!(
-        junit.contains("tests=\"44\"") && !junit.contains("<failure"),
+        junit.contains("tests=\"46\"") && !junit.contains("<failure"),
         "{junit}"
     );
 

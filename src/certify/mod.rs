@@ -397,6 +397,9 @@ pub fn result_of(
     }
 }
 
+/// The private key of the demo bot's key-pair app (a demo credential).
+const DEMO_RSA_KEY: &[u8] = include_bytes!("../../scenarios/bots/demo-rs.key.pem");
+
 /// A simulator to certify against (the embedded default target), with the POST_URL receiver
 /// its async instances deliver to.
 #[derive(Debug)]
@@ -434,9 +437,24 @@ impl SimTarget {
             v2_poll: poll.map(|i| i.v2_url.clone()),
             v2_nopoll: pick(Mode::Sync, false).map(|i| i.v2_url.clone()),
             v2_async: pick(Mode::Async, false).map(|i| i.v2_url.clone()),
+            v2_limited: sim
+                .state
+                .bot
+                .instances
+                .iter()
+                .find(|i| i.mode == Mode::Sync && i.rate_limit.is_some())
+                .map(|i| sim.url(crate::protocol::Version::V2, &i.id)),
             upload_channel: first_is_poll.then(|| "ivr".to_string()),
             client_id: info.client_id.clone(),
             client_secret: info.client_secret.clone().unwrap_or_default(),
+            // The demo bot's key-pair app signs with the demo key shipped beside it.
+            rsa_app: sim
+                .state
+                .bot
+                .apps
+                .iter()
+                .find(|a| a.public_key.is_some() && a.client_secret.is_none())
+                .map(|a| (a.client_id.clone(), DEMO_RSA_KEY.to_vec())),
         };
         Ok(SimTarget {
             sim,

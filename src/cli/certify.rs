@@ -135,6 +135,15 @@ pub struct ChannelArgs {
     /// V2 URL of a sync instance with polling off.
     #[arg(long, value_name = "URL")]
     pub nopoll_url: Option<String>,
+    /// Client id of a key-pair app (RS256), for the RS check; with --private-key-file.
+    #[arg(long, requires = "private_key_file")]
+    pub rsa_client_id: Option<String>,
+    /// The key-pair app's RSA private key (PEM).
+    #[arg(long, value_name = "PEM", requires = "rsa_client_id")]
+    pub private_key_file: Option<PathBuf>,
+    /// V2 URL of a rate-limited sync instance (the 429 check).
+    #[arg(long, value_name = "URL")]
+    pub rate_limited_url: Option<String>,
     /// V2 URL of an async instance whose POST_URL reaches --post-url-listen.
     #[arg(long, value_name = "URL")]
     pub async_url: Option<String>,
@@ -528,6 +537,7 @@ async fn remote_target(
         ("--v1-url", &a.v1_url),
         ("--nopoll-url", &a.nopoll_url),
         ("--async-url", &a.async_url),
+        ("--rate-limited-url", &a.rate_limited_url),
     ] {
         if let Some(u) = u {
             WebhookUrl::parse(u).map_err(|e| format!("{flag}: {e}"))?;
@@ -554,6 +564,15 @@ async fn remote_target(
             v2_poll: Some(parsed.message_url()),
             v2_nopoll: a.nopoll_url.clone(),
             v2_async: a.async_url.clone(),
+            v2_limited: a.rate_limited_url.clone(),
+            rsa_app: match (&a.rsa_client_id, &a.private_key_file) {
+                (Some(id), Some(path)) => Some((
+                    id.clone(),
+                    crate::common::read_bytes_limited(path, 64 * 1024)
+                        .map_err(|e| format!("--private-key-file {}: {e}", path.display()))?,
+                )),
+                _ => None,
+            },
             upload_channel: Some(Endpoints::channel_type(instance.as_deref()).to_string()),
             endpoints: parsed.endpoints,
             client_id: client_id.clone(),

@@ -169,7 +169,7 @@ fn binary_prints_config_and_serves_until_terminated() {
     assert!(info["client_id"].as_str().unwrap().starts_with("cs-"));
     assert!(info["client_secret"].is_string());
     let instances = info["instances"].as_array().unwrap();
-    assert_eq!(instances.len(), 3);
+    assert_eq!(instances.len(), 4);
     assert_eq!(instances[0]["id"], "default");
     assert_eq!(instances[1]["polling"], false);
     assert_eq!(instances[2]["mode"], "async");

@@ -37,12 +37,16 @@ pub struct ChannelTarget {
     pub v2_nopoll: Option<String>,
     /// V2 message URL of an async instance whose POST_URL reaches `receiver`.
     pub v2_async: Option<String>,
+    /// V2 message URL of a rate-limited sync instance (CH-ERR-03).
+    pub v2_limited: Option<String>,
     /// The upload API's channel type (`ivr` for the first instance).
     pub upload_channel: Option<String>,
     /// The app's client id.
     pub client_id: String,
     /// The app's client secret (HS256/HS512).
     pub client_secret: String,
+    /// A key-pair app: its client id and RSA private key (PEM), for CH-AUTH-09.
+    pub rsa_app: Option<(String, Vec<u8>)>,
 }
 
 /// What a judge works with.
@@ -242,8 +246,10 @@ judges! {
     "CH-AUTH-06" => auth_iss,
     "CH-AUTH-07" => auth_hs512,
     "CH-AUTH-08" => auth_scheme,
+    "CH-AUTH-09" => auth_rs256,
     "CH-ERR-01" => err_unknown_bot,
     "CH-ERR-02" => err_too_large,
+    "CH-ERR-03" => err_rate_limited,
     "CH-CORS-01" => cors,
     "CH-UP-01" => upload_token,
     "CH-UP-02" => upload_chunks,

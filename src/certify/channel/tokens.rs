@@ -128,6 +128,21 @@ pub(super) async fn auth_scheme(c: &Ctx, ev: &mut Evidence) -> Judged {
     Ok(())
 }
 
+pub(super) async fn auth_rs256(c: &Ctx, ev: &mut Evidence) -> Judged {
+    let (client_id, pem) = c.target.rsa_app.as_ref().ok_or_else(|| {
+        Miss::Skipped("no key-pair app (--rsa-client-id, --private-key-file) was given".into())
+    })?;
+    let user = c.user("CH-AUTH-09");
+    let template = ClaimsTemplate {
+        client_id: client_id.clone(),
+        ..c.template(AppClaim::AppId)
+    };
+    let token = Signer::rsa_pem(Alg::RS256, pem)
+        .and_then(|s| s.sign_for(&template, &user))
+        .map_err(|e| Miss::Skipped(format!("cannot sign with the private key: {e}")))?;
+    auth_accepted(c, ev, "CH-AUTH-09", Auth::Header(format!("bearer {token}"))).await
+}
+
 pub(super) async fn err_unknown_bot(c: &Ctx, ev: &mut Evidence) -> Judged {
     let user = c.user("CH-ERR-01");
     let other = Endpoints::new(
@@ -171,6 +186,35 @@ pub(super) async fn err_too_large(c: &Ctx, ev: &mut Evidence) -> Judged {
         return Err(r.miss("/errors/0/msg", "the error envelope", r.status_text()));
     }
     Ok(())
+}
+
+pub(super) async fn err_rate_limited(c: &Ctx, ev: &mut Evidence) -> Judged {
+    let url = Ctx::need(&c.target.v2_limited, "rate-limited V2 URL")?;
+    let user = c.user("CH-ERR-03");
+    // Until the limit answers, at most 60 requests; only the 429 and the last answer before
+    // it are kept as evidence.
+    for _ in 0..60 {
+        let mut scratch = Evidence::default();
+        let r = c.say(&mut scratch, url, &user, "balance").await?;
+        if r.status == 429 {
+            let index = ev.exchanges.len();
+            ev.exchanges.append(&mut scratch.exchanges);
+            let r = Resp { index, ..r };
+            return r.envelope(429, "Too Many requests", true);
+        }
+        if r.status != 200 {
+            ev.exchanges.append(&mut scratch.exchanges);
+            return Err(r.miss("status", "200 until the limit, then 429", r.status_text()));
+        }
+        ev.exchanges.clear();
+        ev.exchanges.append(&mut scratch.exchanges);
+    }
+    Err(Miss::Failed(crate::certify::probe::Mismatch {
+        exchange: None,
+        field: "status".into(),
+        expected: "429 once the rate limit is passed".into(),
+        actual: "60 requests in a row answered 200".into(),
+    }))
 }
 
 pub(super) async fn cors(c: &Ctx, ev: &mut Evidence) -> Judged {

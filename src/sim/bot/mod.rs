@@ -612,15 +612,28 @@ mod tests {
     fn demo_bot_is_valid_and_complete() {
         let bot = Bot::demo();
         let ids: Vec<_> = bot.instances.iter().map(|i| i.id.as_str()).collect();
-        assert_eq!(ids, ["default", "ivrInst-nopoll", "ivrInst-async"]);
+        assert_eq!(
+            ids,
+            [
+                "default",
+                "ivrInst-nopoll",
+                "ivrInst-async",
+                "ivrInst-limited"
+            ]
+        );
         assert!(bot.instances[0].first && bot.instances[0].polling);
         assert!(!bot.instances[1].polling);
         assert_eq!(bot.instances[2].mode, Mode::Async);
+        assert!(bot.instances[3].rate_limit.is_some());
+        // An HS app (printed by --print-config) and a key-pair app.
+        assert!(bot.apps[0].client_secret.is_some());
+        assert!(bot.apps[1].public_key.is_some() && bot.apps[1].client_secret.is_none());
         for name in [
             "Show Balance",
             "Transfer Funds",
             "Menu",
             "Contact Form",
+            "Monthly Statement",
             "Slow Report",
         ] {
             assert!(bot.dialogs.iter().any(|d| d.name == name), "{name}");
