@@ -210,7 +210,9 @@ enum BodyError {
 async fn read_message(body: Body) -> Result<Bytes, BodyError> {
     use futures_util::StreamExt as _;
     let mut stream = body.into_data_stream();
-    let mut buf = bytes::BytesMut::new();
+    // Most bodies come in one chunk: kept as it is, without a copy.
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut kept = 0usize;
     let mut seen = 0u64;
     let mut over = false;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -229,23 +231,33 @@ async fn read_message(body: Body) -> Result<Bytes, BodyError> {
             });
         };
         seen += chunk.len() as u64;
-        if !over && buf.len() + chunk.len() > MESSAGE_LIMIT {
+        if !over && kept + chunk.len() > MESSAGE_LIMIT {
             over = true;
-            buf = bytes::BytesMut::new();
+            chunks = Vec::new();
         }
         if over {
             if seen > DRAIN_LIMIT {
                 break;
             }
         } else {
-            buf.extend_from_slice(&chunk);
+            kept += chunk.len();
+            chunks.push(chunk);
         }
     }
     if over {
-        Err(BodyError::TooLarge)
-    } else {
-        Ok(buf.freeze())
+        return Err(BodyError::TooLarge);
     }
+    Ok(match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().unwrap_or_default(),
+        _ => {
+            let mut all = bytes::BytesMut::with_capacity(kept);
+            for c in &chunks {
+                all.extend_from_slice(c);
+            }
+            all.freeze()
+        }
+    })
 }
 
 /// A request decoded far enough to run a turn.
