@@ -5,6 +5,12 @@
 # then hookbench again with a new user (token, identity, session) every conversation, the
 # realistic capacity-test case, and its CPU per turn against the fixed user's.
 #
+# Last, the fixed and the new-user scenario again with a 4 ms think per conversation (closed
+# model, the same 64 users): both then run at about the same rate, so their CPU per turn
+# compares the work of a new identity without the simulator slowing one run more than the
+# other. (Not the open model: there every conversation starts with no user state, so a
+# "fixed" user signs a token per conversation too.)
+#
 #   benches/load_vs.sh                   # 10 s each, 64 connections/users
 #   DURATION=20 CONNS=128 benches/load_vs.sh
 #
@@ -49,14 +55,20 @@ timed target/release/hookbench run benches/scenarios/one-step-new-user.yaml --us
 n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["counts"]["turns"])' "$tmp/hbnew/results.json")
 results+=("hb-newuser $n $(cpu)")
 
+for s in one-step-think one-step-new-user-think; do
+  timed target/release/hookbench run "benches/scenarios/$s.yaml" --users "$CONNS" --duration "${DURATION}s" --grace 5s --quiet --target "$url" --out "$tmp/$s" >/dev/null || true
+  n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["counts"]["turns"])' "$tmp/$s/results.json")
+  results+=("$s $n $(cpu)")
+done
+
 python3 - "$DURATION" "${results[@]}" <<'PY'
 import sys
 dur = float(sys.argv[1])
 rows = [r.split() for r in sys.argv[2:]]
 stats = {name: (int(n) / dur, float(cpu) * 1e6 / max(int(n), 1)) for name, n, cpu in rows}
-print(f'{"tool":<10} {"req/s":>10} {"CPU µs/req":>11}')
+print(f'{"tool":<24} {"req/s":>10} {"CPU µs/req":>11}')
 for name, (rps, cpu) in stats.items():
-    print(f'{name:<10} {rps:>10.0f} {cpu:>11.1f}')
+    print(f'{name:<24} {rps:>10.0f} {cpu:>11.1f}')
 hb = stats["hookbench"]
 new = stats.get("hb-newuser")
 for other in ("oha", "wrk"):
@@ -67,4 +79,7 @@ for other in ("oha", "wrk"):
             print(f'hookbench new users/{other}: throughput x{new[0] / o[0]:.2f}, CPU per request x{new[1] / o[1]:.2f}')
 if new:
     print(f'new identity each conversation / fixed user: CPU per turn x{new[1] / hb[1]:.2f} (goal: at most x1.15), throughput x{new[0] / hb[0]:.2f}')
+tf, tn = stats.get("one-step-think"), stats.get("one-step-new-user-think")
+if tf and tn:
+    print(f'with a 4 ms think ({tf[0]:.0f} and {tn[0]:.0f} turns/s): new identity / fixed user CPU per turn x{tn[1] / tf[1]:.2f} (goal: at most x1.15)')
 PY
