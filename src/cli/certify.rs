@@ -37,9 +37,10 @@ pub enum CertifyCommand {
     Client(Box<ClientArgs>),
 }
 
-/// `certify client`.
+/// What `certify channel` and `certify client` share: the profile, the product the
+/// certificate names, the signing key and the bundle.
 #[derive(Debug, Args)]
-pub struct ClientArgs {
+pub struct CertArgs {
     /// The profile (v1-sync, v2-poll, v2-nopoll, v2-async, upload, auth, full).
     #[arg(long, value_parser = profile)]
     pub profile: Profile,
@@ -49,16 +50,8 @@ pub struct ClientArgs {
     /// The product's version.
     #[arg(long)]
     pub product_version: String,
-    /// Where the simulator listens (port 0 picks a free one; the first line printed says).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
-    pub listen: SocketAddr,
-    /// The client's POST_URL, where async messages go (v2-async and full).
-    #[arg(long, value_name = "URL")]
-    pub post_url: Option<String>,
-    /// How long to wait for the client to finish the plan; steps never performed fail.
-    #[arg(long, value_name = "DURATION", default_value = "10m")]
-    pub timeout: crate::common::DurationSpec,
-    /// Ed25519 private key (PKCS#8 PEM); without it an ephemeral key signs.
+    /// Ed25519 private key (PKCS#8 PEM, from `hookbench keygen`); without it an ephemeral
+    /// key signs and the bundle says it is self-signed.
     #[arg(long, value_name = "FILE")]
     pub signing_key: Option<PathBuf>,
     /// The bundle's folder.
@@ -70,6 +63,50 @@ pub struct ClientArgs {
     /// No colours.
     #[arg(long)]
     pub no_color: bool,
+}
+
+impl CertArgs {
+    /// The product, once both its name and version are given.
+    fn product(&self) -> Result<Product, Exit> {
+        if self.product.trim().is_empty() || self.product_version.trim().is_empty() {
+            eprintln!(
+                "error: --product and --product-version must not be empty: the certificate names them"
+            );
+            return Err(Exit::Usage);
+        }
+        Ok(Product {
+            name: self.product.clone(),
+            version: self.product_version.clone(),
+        })
+    }
+
+    /// The signing key: the given one, else an ephemeral key.
+    fn key(&self) -> Result<Key, Exit> {
+        match &self.signing_key {
+            Some(p) => read_key(p).map_err(|e| {
+                eprintln!("error: {e}");
+                Exit::Usage
+            }),
+            None => Ok(Key::Ephemeral(sign::generate())),
+        }
+    }
+}
+
+/// `certify client`.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Profile, product, signing and the bundle.
+    #[command(flatten)]
+    pub cert: CertArgs,
+    /// Where the simulator listens (port 0 picks a free one; the first line printed says).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// The client's POST_URL, where async messages go (v2-async and full).
+    #[arg(long, value_name = "URL")]
+    pub post_url: Option<String>,
+    /// How long to wait for the client to finish the plan; steps never performed fail.
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub timeout: crate::common::DurationSpec,
 }
 
 /// A side on the command line.
@@ -117,15 +154,9 @@ pub struct ListArgs {
 /// `certify channel`.
 #[derive(Debug, Args)]
 pub struct ChannelArgs {
-    /// The profile (v1-sync, v2-poll, v2-nopoll, v2-async, upload, auth, full).
-    #[arg(long, value_parser = profile)]
-    pub profile: Profile,
-    /// The product's name, as the certificate states it.
-    #[arg(long)]
-    pub product: String,
-    /// The product's version.
-    #[arg(long)]
-    pub product_version: String,
+    /// Profile, product, signing and the bundle.
+    #[command(flatten)]
+    pub cert: CertArgs,
     /// V2 webhook URL of a sync instance with polling on (default: the embedded simulator).
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
@@ -156,10 +187,6 @@ pub struct ChannelArgs {
     /// Client secret of the app (HS256/HS512).
     #[arg(long, env = "HOOKBENCH_CLIENT_SECRET", hide_env_values = true)]
     pub client_secret: Option<String>,
-    /// Ed25519 private key (PKCS#8 PEM, from `hookbench keygen`); without it an ephemeral
-    /// key signs and the bundle says it is self-signed.
-    #[arg(long, value_name = "FILE")]
-    pub signing_key: Option<PathBuf>,
     /// Your own scenario files or folders, run against the same target as functional evidence
     /// in the bundle (every one must pass).
     #[arg(long, value_name = "PATH", num_args = 1..)]
@@ -167,15 +194,6 @@ pub struct ChannelArgs {
     /// At most this many checks at once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: u16,
-    /// The bundle's folder.
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
-    /// Also pack the bundle into DIR.tar.gz.
-    #[arg(long)]
-    pub archive: bool,
-    /// No colours.
-    #[arg(long)]
-    pub no_color: bool,
 }
 
 /// `keygen`.
@@ -270,13 +288,10 @@ fn read_key(path: &Path) -> Result<Key, String> {
 }
 
 async fn channel(a: ChannelArgs) -> Exit {
-    let key = match signing_key(&a.signing_key) {
-        Ok(k) => k,
-        Err(e) => return e,
+    let (key, product) = match (a.cert.key(), a.cert.product()) {
+        (Ok(k), Ok(p)) => (k, p),
+        (Err(e), _) | (_, Err(e)) => return e,
     };
-    if let Err(e) = product_named(&a.product, &a.product_version) {
-        return e;
-    }
     let http = HttpClient::new();
     let mut embedded = None;
     let (target, receiver) = match &a.target {
@@ -302,16 +317,13 @@ async fn channel(a: ChannelArgs) -> Exit {
     let shown = crate::protocol::urls::redact_userinfo(&target.endpoints.base);
     out!(
         "hookbench certify channel --profile {}: {} {} against {shown}",
-        a.profile.as_str(),
-        a.product,
-        a.product_version
+        a.cert.profile.as_str(),
+        product.name,
+        product.version
     );
     let run = ChannelRun {
-        profile: a.profile,
-        product: Product {
-            name: a.product.clone(),
-            version: a.product_version.clone(),
-        },
+        profile: a.cert.profile,
+        product,
         target,
         jobs: usize::from(a.jobs),
         timeout: Duration::from_secs(30),
@@ -356,19 +368,14 @@ async fn channel(a: ChannelArgs) -> Exit {
     } else if let Some(r) = &receiver {
         r.stop();
     }
-    finish(&c, &key, &a.out, a.archive, a.no_color)
+    finish(&c, &key, &a.cert)
 }
 
 /// Prints every check, writes the bundle (and its archive), prints the result; the exit code
 /// comes from the certification.
-fn finish(
-    c: &crate::certify::Certification,
-    key: &Key,
-    out: &Path,
-    archive: bool,
-    no_color: bool,
-) -> Exit {
-    let color = !no_color && std::io::IsTerminal::is_terminal(&std::io::stdout());
+fn finish(c: &crate::certify::Certification, key: &Key, cert: &CertArgs) -> Exit {
+    let out = cert.out.as_path();
+    let color = !cert.no_color && std::io::IsTerminal::is_terminal(&std::io::stdout());
     for k in &c.checks {
         let (mark, paint) = match k.result {
             CheckStatus::Passed => ("PASSED ", "32"),
@@ -405,7 +412,7 @@ fn finish(
             return Exit::Usage;
         }
     };
-    if archive {
+    if cert.archive {
         match bundle::archive(out) {
             Ok(p) => out!("archive: {}", p.display()),
             Err(e) => {
@@ -448,35 +455,11 @@ fn finish(
     Exit::from(c)
 }
 
-/// The certificate names the product: both must be given.
-fn product_named(name: &str, version: &str) -> Result<(), Exit> {
-    if name.trim().is_empty() || version.trim().is_empty() {
-        eprintln!(
-            "error: --product and --product-version must not be empty: the certificate names them"
-        );
-        return Err(Exit::Usage);
-    }
-    Ok(())
-}
-
-fn signing_key(path: &Option<PathBuf>) -> Result<Key, Exit> {
-    match path {
-        Some(p) => read_key(p).map_err(|e| {
-            eprintln!("error: {e}");
-            Exit::Usage
-        }),
-        None => Ok(Key::Ephemeral(sign::generate())),
-    }
-}
-
 async fn client(a: ClientArgs) -> Exit {
-    let key = match signing_key(&a.signing_key) {
-        Ok(k) => k,
-        Err(e) => return e,
+    let (key, product) = match (a.cert.key(), a.cert.product()) {
+        (Ok(k), Ok(p)) => (k, p),
+        (Err(e), _) | (_, Err(e)) => return e,
     };
-    if let Err(e) = product_named(&a.product, &a.product_version) {
-        return e;
-    }
     if let Some(u) = &a.post_url {
         if !(u.starts_with("http://") || u.starts_with("https://")) || u.contains('@') {
             eprintln!("error: --post-url must be an http(s) URL without credentials");
@@ -484,11 +467,8 @@ async fn client(a: ClientArgs) -> Exit {
         }
     }
     let run = ClientRun {
-        profile: a.profile,
-        product: Product {
-            name: a.product.clone(),
-            version: a.product_version.clone(),
-        },
+        profile: a.cert.profile,
+        product,
         listen: a.listen,
         post_url: a.post_url.clone(),
         timeout: a.timeout.get(),
@@ -505,7 +485,7 @@ async fn client(a: ClientArgs) -> Exit {
     out!("{}", session.announcement);
     eprintln!(
         "hookbench certify client --profile {}: waiting up to {:?} for the plan on {} (Ctrl-C grades what came so far)",
-        a.profile.as_str(),
+        a.cert.profile.as_str(),
         run.timeout,
         session.base_url()
     );
@@ -516,7 +496,7 @@ async fn client(a: ClientArgs) -> Exit {
             eprintln!("stopped: grading what the client did so far");
         })
         .await;
-    finish(&c, &key, &a.out, a.archive, a.no_color)
+    finish(&c, &key, &a.cert)
 }
 
 async fn remote_target(

@@ -210,9 +210,10 @@ enum BodyError {
 async fn read_message(body: Body) -> Result<Bytes, BodyError> {
     use futures_util::StreamExt as _;
     let mut stream = body.into_data_stream();
-    // Most bodies come in one chunk: kept as it is, without a copy.
-    let mut chunks: Vec<Bytes> = Vec::new();
-    let mut kept = 0usize;
+    // Most bodies come in one chunk: kept as it is, without a copy or an allocation; a
+    // second chunk starts a buffer.
+    let mut first: Option<Bytes> = None;
+    let mut rest: Option<bytes::BytesMut> = None;
     let mut seen = 0u64;
     let mut over = false;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -231,32 +232,32 @@ async fn read_message(body: Body) -> Result<Bytes, BodyError> {
             });
         };
         seen += chunk.len() as u64;
-        if !over && kept + chunk.len() > MESSAGE_LIMIT {
+        if over || seen > MESSAGE_LIMIT as u64 {
             over = true;
-            chunks = Vec::new();
-        }
-        if over {
+            first = None;
+            rest = None;
             if seen > DRAIN_LIMIT {
                 break;
             }
-        } else {
-            kept += chunk.len();
-            chunks.push(chunk);
+            continue;
+        }
+        match (&first, &mut rest) {
+            (None, _) => first = Some(chunk),
+            (Some(f), None) => {
+                let mut buf = bytes::BytesMut::with_capacity(f.len() + chunk.len());
+                buf.extend_from_slice(f);
+                buf.extend_from_slice(&chunk);
+                rest = Some(buf);
+            }
+            (Some(_), Some(buf)) => buf.extend_from_slice(&chunk),
         }
     }
     if over {
         return Err(BodyError::TooLarge);
     }
-    Ok(match chunks.len() {
-        0 => Bytes::new(),
-        1 => chunks.pop().unwrap_or_default(),
-        _ => {
-            let mut all = bytes::BytesMut::with_capacity(kept);
-            for c in &chunks {
-                all.extend_from_slice(c);
-            }
-            all.freeze()
-        }
+    Ok(match rest {
+        Some(buf) => buf.freeze(),
+        None => first.unwrap_or_default(),
     })
 }
 

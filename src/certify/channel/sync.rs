@@ -15,15 +15,20 @@ pub(super) async fn v1_turn(
     c.prober.send(ev, Req::post(url, c.auth(user)?, body)).await
 }
 
-pub(super) async fn v1_text(c: &Ctx, ev: &mut Evidence) -> Judged {
-    let user = c.user("CH-V1-01");
-    let r = v1_turn(
+/// A V1 text message from `user`, the minimal body.
+async fn v1_say(c: &Ctx, ev: &mut Evidence, user: &str, text: &str) -> Result<Resp, Miss> {
+    v1_turn(
         c,
         ev,
-        &user,
-        json!({"message": {"text": "balance"}, "from": {"id": user}}),
+        user,
+        json!({"message": {"text": text}, "from": {"id": user}}),
     )
-    .await?;
+    .await
+}
+
+pub(super) async fn v1_text(c: &Ctx, ev: &mut Evidence) -> Judged {
+    let user = c.user("CH-V1-01");
+    let r = v1_say(c, ev, &user, "balance").await?;
     r.status_is(200)?;
     match r.at("/text") {
         Some(Value::String(_) | Value::Object(_)) => Ok(()),
@@ -61,26 +66,14 @@ pub(super) fn task_fields(r: &Resp, task: &str) -> Judged {
 
 pub(super) async fn v1_task(c: &Ctx, ev: &mut Evidence) -> Judged {
     let user = c.user("CH-V1-02");
-    let r = v1_turn(
-        c,
-        ev,
-        &user,
-        json!({"message": {"text": "balance"}, "from": {"id": user}}),
-    )
-    .await?;
+    let r = v1_say(c, ev, &user, "balance").await?;
     r.status_is(200)?;
     task_fields(&r, "Show Balance")
 }
 
 pub(super) async fn v1_minimal(c: &Ctx, ev: &mut Evidence) -> Judged {
     let user = c.user("CH-V1-03");
-    let r = v1_turn(
-        c,
-        ev,
-        &user,
-        json!({"message": {"text": "hi"}, "from": {"id": user}}),
-    )
-    .await?;
+    let r = v1_say(c, ev, &user, "hi").await?;
     r.status_is(200)?;
     if r.at("/text").is_none() {
         return Err(r.miss("/text", "present", "absent"));
@@ -96,13 +89,7 @@ pub(super) async fn v1_missing_text(c: &Ctx, ev: &mut Evidence) -> Judged {
 
 pub(super) async fn v1_session_new(c: &Ctx, ev: &mut Evidence) -> Judged {
     let user = c.user("CH-V1-05");
-    let first = v1_turn(
-        c,
-        ev,
-        &user,
-        json!({"message": {"text": "transfer"}, "from": {"id": user}}),
-    )
-    .await?;
+    let first = v1_say(c, ev, &user, "transfer").await?;
     first.status_is(200)?;
     // A new session: `balance` is a new request, not the amount the transfer asked for.
     let r = v1_turn(

@@ -5,7 +5,6 @@ use super::*;
 
 pub(super) fn one_in_flight(rec: &Recording) -> Judgement {
     let polls = rec.polls();
-    let ns: Vec<u64> = polls.iter().map(|r| r.n).take(20).collect();
     for w in polls.windows(2) {
         let (a, b) = (w[0], w[1]);
         if a.end.is_none_or(|end| b.at < end) {
@@ -20,17 +19,7 @@ pub(super) fn one_in_flight(rec: &Recording) -> Judgement {
             );
         }
     }
-    if polls.is_empty() {
-        return (
-            Err(general(
-                "polls",
-                "the polls of the plan's polled steps",
-                "none",
-            )),
-            ns,
-        );
-    }
-    (Ok(()), ns)
+    held_for(&polls)
 }
 
 pub(super) fn poll_rate(rec: &Recording) -> Judgement {
@@ -52,6 +41,12 @@ pub(super) fn poll_rate(rec: &Recording) -> Judgement {
             );
         }
     }
+    held_for(&polls)
+}
+
+/// The end of a poll check that found nothing wrong: it passes on the plan's polls, and
+/// fails when there were none to judge.
+fn held_for(polls: &[&Rec]) -> Judgement {
     if polls.is_empty() {
         return (
             Err(general(
@@ -100,17 +95,7 @@ pub(super) fn no_reuse(rec: &Recording) -> Judgement {
             done.push((id.as_str(), r.n));
         }
     }
-    if polls.is_empty() {
-        return (
-            Err(general(
-                "polls",
-                "the polls of the plan's polled steps",
-                "none",
-            )),
-            Vec::new(),
-        );
-    }
-    (Ok(()), polls.iter().map(|r| r.n).take(20).collect())
+    held_for(&polls)
 }
 
 pub(super) fn chained(rec: &Recording) -> Judgement {
