@@ -58,7 +58,8 @@ pub fn authenticate(state: &SimState, headers: &HeaderMap) -> Result<VerifiedTok
         .to_str()
         .map_err(|_| JwtError::Malformed("non-ASCII header".into()))?;
     let token = jwt::bearer_token(value)?;
-    if let Some(hit) = state.cached_token(token) {
+    let cache_key = state.token_key(token);
+    if let Some(hit) = state.cached_token(&cache_key) {
         let policy = &state.bot.apps[hit.app].policy;
         jwt::check_lifetime(&hit.lifetime, policy, unix_now())?;
         return Ok(hit);
@@ -89,7 +90,7 @@ pub fn authenticate(state: &SimState, headers: &HeaderMap) -> Result<VerifiedTok
             return Err(JwtError::Replay);
         }
     } else {
-        state.cache_token(token, verified.clone());
+        state.cache_token(&cache_key, verified.clone());
     }
     Ok(verified)
 }

@@ -98,6 +98,35 @@ pub struct VerifiedToken {
 const TOKEN_SHARDS: usize = 16;
 const TOKEN_SHARD_CAP: usize = 8192;
 
+/// Where a token's verification is kept: its keyed digest and the cache shard it falls in.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenKey {
+    digest: u128,
+    shard: usize,
+}
+
+/// Verified tokens by digest. The digest is already uniformly random under a secret key, so
+/// the map uses its high bits as the hash instead of hashing it again.
+type TokenMap = hashbrown::HashMap<u128, VerifiedToken, std::hash::BuildHasherDefault<DigestHash>>;
+
+/// A hasher for keys that are already keyed digests: it keeps 64 of their bits.
+#[derive(Default)]
+struct DigestHash(u64);
+
+impl std::hash::Hasher for DigestHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = (v >> 64) as u64;
+    }
+}
+
 #[derive(Debug)]
 struct Bucket {
     tokens: f64,
@@ -122,11 +151,9 @@ pub struct SimState {
     buckets: Mutex<HashMap<(u16, String), Bucket>>,
     /// Verified tokens by a 128-bit keyed digest of the token: a new user's token costs no
     /// copy of its text.
-    tokens: Vec<Mutex<HashMap<u128, VerifiedToken>>>,
-    token_keys: (
-        std::collections::hash_map::RandomState,
-        std::collections::hash_map::RandomState,
-    ),
+    tokens: Vec<Mutex<TokenMap>>,
+    /// The digest's secret key, drawn at start from a cryptographic generator.
+    token_secret: (u64, u64),
     /// Counters.
     pub metrics: Metrics,
     /// Client for async deliveries.
@@ -147,9 +174,9 @@ impl SimState {
             jtis: Mutex::new(HashMap::new()),
             buckets: Mutex::new(HashMap::new()),
             tokens: (0..TOKEN_SHARDS)
-                .map(|_| Mutex::new(HashMap::new()))
+                .map(|_| Mutex::new(TokenMap::default()))
                 .collect(),
-            token_keys: Default::default(),
+            token_secret: rand::random(),
             metrics: Metrics::default(),
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(64)
@@ -159,32 +186,38 @@ impl SimState {
         }
     }
 
-    /// The token's cache key (two independently keyed SipHash digests: forging a token that
-    /// collides with a verified one means finding a 128-bit collision under secret keys) and
-    /// its shard.
-    fn token_key(&self, token: &str) -> (u128, &Mutex<HashMap<u128, VerifiedToken>>) {
-        use std::hash::BuildHasher;
-        let a = self.token_keys.0.hash_one(token);
-        let b = self.token_keys.1.hash_one(token);
-        let key = (u128::from(a) << 64) | u128::from(b);
-        (key, &self.tokens[(a as usize) % TOKEN_SHARDS])
+    /// The token's cache key: a SipHash-1-3 digest of 128 bits under a key drawn at start, so
+    /// forging a token that collides with a verified one means finding a 128-bit collision
+    /// under a secret key. One pass over the token serves the lookup and the insert.
+    pub fn token_key(&self, token: &str) -> TokenKey {
+        use siphasher::sip128::{Hasher128, SipHasher13};
+        use std::hash::Hasher;
+        let mut h = SipHasher13::new_with_keys(self.token_secret.0, self.token_secret.1);
+        h.write(token.as_bytes());
+        let digest = h.finish128().as_u128();
+        TokenKey {
+            digest,
+            shard: (digest as usize) % TOKEN_SHARDS,
+        }
     }
 
     /// A token verified before. Signature checks dominate the cost of a request, and a user
     /// sends the same token many times; time-based claims are still checked on every use.
-    pub fn cached_token(&self, token: &str) -> Option<VerifiedToken> {
-        let (key, shard) = self.token_key(token);
-        shard.lock().ok()?.get(&key).cloned()
+    pub fn cached_token(&self, key: &TokenKey) -> Option<VerifiedToken> {
+        self.tokens[key.shard]
+            .lock()
+            .ok()?
+            .get(&key.digest)
+            .cloned()
     }
 
     /// Remembers a verified token (bounded: a full shard is emptied).
-    pub fn cache_token(&self, token: &str, verified: VerifiedToken) {
-        let (key, shard) = self.token_key(token);
-        if let Ok(mut m) = shard.lock() {
+    pub fn cache_token(&self, key: &TokenKey, verified: VerifiedToken) {
+        if let Ok(mut m) = self.tokens[key.shard].lock() {
             if m.len() >= TOKEN_SHARD_CAP {
                 m.clear();
             }
-            m.insert(key, verified);
+            m.insert(key.digest, verified);
         }
     }
 
