@@ -84,6 +84,9 @@ pub enum Error {
     /// A URL that is not a webhook URL.
     #[error(transparent)]
     Url(#[from] crate::protocol::urls::UrlError),
+    /// Shard results that cannot be merged.
+    #[error(transparent)]
+    Merge(#[from] crate::engine::load::merge::MergeError),
 }
 
 impl Error {
@@ -97,7 +100,8 @@ impl Error {
             | Error::Render(_)
             | Error::Setup(_)
             | Error::Bot(_)
-            | Error::Url(_) => Exit::Usage,
+            | Error::Url(_)
+            | Error::Merge(_) => Exit::Usage,
         }
     }
 }

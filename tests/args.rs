@@ -66,6 +66,10 @@ const RUN_FLAGS: &[&str] = &[
     "--iterations",
     "--grace",
     "--max-connections",
+    "--shard",
+    "--shards",
+    "--start-at",
+    "--run-id",
     "--target",
     "--client-id",
     "--client-secret",
@@ -189,6 +193,7 @@ fn the_documented_options_are_the_parsed_ones() {
                     "no-color",
                     "http2",
                     "metrics-listen",
+                    "results-stdout",
                 ]
                 .contains(&long)
             {

@@ -20,6 +20,8 @@ macro_rules! out_part {
 }
 
 pub mod certify;
+pub mod kube;
+pub mod merge;
 pub mod run;
 pub mod sim;
 pub mod test;
@@ -85,6 +87,10 @@ pub enum Command {
     Report(run::ReportArgs),
     /// Compare two runs' results.json; exit 1 on a regression beyond the tolerances.
     Compare(run::CompareArgs),
+    /// Merge the results of a run's shards into the whole run's, judged by its thresholds.
+    Merge(merge::MergeArgs),
+    /// Print Kubernetes manifests that run a scenario as an Indexed Job of N shards.
+    Kube(kube::KubeArgs),
     /// Run scenarios once each and report pass or fail (exit 1 on a failed check).
     Test(test::TestArgs),
     /// Replay a scenario's conversation up to a step (the reproducer `test` prints).
@@ -134,6 +140,8 @@ pub fn main() -> ExitCode {
             Command::Run(args) => run::run(args).await,
             Command::Report(args) => run::report(args),
             Command::Compare(args) => run::compare(args),
+            Command::Merge(args) => merge::merge(args),
+            Command::Kube(args) => kube::kube(args),
             Command::Validate(args) => test::validate(args),
             Command::Replay(args) => test::replay(args).await,
             Command::Certify(args) => certify::run(args).await,

@@ -71,6 +71,23 @@ pub struct RunArgs {
     /// Serve live metrics in Prometheus text format at http://ADDR/metrics during the run.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Run one part of a run split over machines: shard INDEX (from 0) of COUNT.
+    #[arg(long, value_name = "INDEX/COUNT", conflicts_with = "shards")]
+    pub shard: Option<String>,
+    /// Run one of COUNT shards, its index from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).
+    #[arg(long, value_name = "COUNT")]
+    pub shards: Option<String>,
+    /// Wait until this time (RFC 3339 or Unix seconds) before starting, so shards begin
+    /// together; a shard started later says so and starts at once.
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<String>,
+    /// The run's id, the same in every shard (generated when not given).
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
+    /// Also print the whole results document as one last line on standard output (for
+    /// `kubectl logs … | hookbench merge -`).
+    #[arg(long)]
+    pub results_stdout: bool,
 }
 
 /// The live metrics exposition, updated once a second.
@@ -177,6 +194,10 @@ impl RunArgs {
                 self.no_default_gate,
                 Node::Bool(false),
             ),
+            text("shard", "--shard", &self.shard),
+            text("shards", "--shards", &self.shards),
+            text("start_at", "--start-at", &self.start_at),
+            text("run_id", "--run-id", &self.run_id),
         ]
         .into_iter()
         .flatten()
@@ -206,15 +227,47 @@ fn slug(s: &str) -> String {
 pub fn prepare(
     args: &RunArgs,
 ) -> Result<(crate::scenario::Scenario, crate::scenario::Load), Vec<crate::scenario::Diag>> {
+    prepare_recorded(args).map(|(s, l, _)| (s, l))
+}
+
+/// [`prepare`], with every file the scenario read or named.
+pub fn prepare_recorded(
+    args: &RunArgs,
+) -> Result<
+    (
+        crate::scenario::Scenario,
+        crate::scenario::Load,
+        crate::common::files::Recording,
+    ),
+    Vec<crate::scenario::Diag>,
+> {
     let env = |n: &str| std::env::var(n).ok();
-    let scenario = crate::scenario::load_with(&args.scenario, &env, &args.overlay())?;
-    let load = scenario.load.clone().unwrap_or_default();
-    Ok((scenario, load))
+    let files = crate::common::files::Recording::default();
+    let scenario = crate::scenario::load_from(&files, &args.scenario, &env, &args.overlay())?;
+    let mut load = scenario.load.clone().unwrap_or_default();
+    if load.run_id.is_none() {
+        load.run_id = Some(crate::protocol::ids::run_id());
+    }
+    Ok((scenario, load, files))
+}
+
+/// Waits for a run's start time, if it has one; says so when it has passed.
+async fn wait_for_start(load: &crate::scenario::Load) {
+    let Some(at) = load.start_at else { return };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    if at <= now {
+        eprintln!("the start time passed {:.1} s ago: starting now", now - at);
+        return;
+    }
+    eprintln!("waiting {:.1} s for the start time", at - now);
+    tokio::time::sleep(Duration::from_secs_f64(at - now)).await;
 }
 
 /// `hookbench run`.
 pub async fn run(args: RunArgs) -> Exit {
-    let (scenario, load) = match prepare(&args) {
+    let (scenario, load, files) = match prepare_recorded(&args) {
         Ok(p) => p,
         Err(diags) => {
             for d in &diags {
@@ -272,8 +325,18 @@ pub async fn run(args: RunArgs) -> Exit {
             std::process::exit(130);
         });
     }
+    let digest = files.digest(args.scenario.parent().unwrap_or(std::path::Path::new("")));
+    let shard_note = if load.shard.is_split() {
+        format!(
+            " (shard {} of run {})",
+            load.shard,
+            load.run_id.as_deref().unwrap_or_default()
+        )
+    } else {
+        String::new()
+    };
     eprintln!(
-        "hookbench run: {} — {} against {}",
+        "hookbench run: {} — {}{shard_note} against {}",
         scenario.name,
         load::describe(&load),
         target.message_url()
@@ -377,7 +440,9 @@ pub async fn run(args: RunArgs) -> Exit {
             None => {}
         }
     };
-    let report = load::run(Arc::new(scenario), Arc::new(target), load, stop, progress).await;
+    wait_for_start(&load).await;
+    let mut report = load::run(Arc::new(scenario), Arc::new(target), load, stop, progress).await;
+    report.run.scenario_digest = digest;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -394,13 +459,18 @@ pub async fn run(args: RunArgs) -> Exit {
         ),
         Err(e) => eprintln!("error: {e}"),
     }
+    if args.results_stdout {
+        // One line, last: `kubectl logs` of a pod ends with its whole results.
+        out!("{}", serde_json::to_string(&report).unwrap_or_default());
+    }
     if written.is_err() {
         return Exit::Usage;
     }
     Exit::from(report.verdict.outcome)
 }
 
-fn write_outputs(report: &LoadReport, dir: &std::path::Path) -> Result<(), Error> {
+/// Writes `results.json`, `junit.xml` and `report.html` of a run into `dir`.
+pub(super) fn write_outputs(report: &LoadReport, dir: &std::path::Path) -> Result<(), Error> {
     let write = |name: &str, text: String| {
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(|source| Error::Write { path, source })
@@ -497,21 +567,27 @@ fn read_results(path: &std::path::Path) -> Result<LoadReport, Error> {
         reason,
     };
     let report: LoadReport = serde_json::from_str(&text).map_err(|e| not(e.to_string()))?;
+    check_version(&report).map_err(not)?;
+    Ok(report)
+}
+
+/// Refuses results of another major format version or with no run length.
+pub(super) fn check_version(report: &LoadReport) -> Result<(), String> {
     let major = load::report::LOAD_SCHEMA_VERSION.split('.').next();
     if report.schema_version.split('.').next() != major {
-        return Err(not(format!(
+        return Err(format!(
             "results format {}; this hookbench reads {}.x",
             report.schema_version,
             major.unwrap_or_default()
-        )));
+        ));
     }
     if !(report.duration_s.is_finite() && report.duration_s > 0.0) {
-        return Err(not(format!(
+        return Err(format!(
             "duration_s is {}, not a run's length",
             report.duration_s
-        )));
+        ));
     }
-    Ok(report)
+    Ok(())
 }
 
 /// `hookbench compare`: exits 1 on a regression beyond the tolerances.

@@ -92,6 +92,22 @@ pub fn created_on_now() -> String {
     created_on(OffsetDateTime::now_utc())
 }
 
+/// A run's id: the UTC time and 8 random hex digits (`20261201-101500-3f9a0c21`), readable
+/// and unique enough to tell runs apart.
+pub fn run_id() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}{:02}{:02}-{:02}{:02}{:02}-{:08x}",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        rand::rng().random::<u32>()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -226,6 +226,45 @@ pub fn load_summary(r: &crate::engine::load::report::LoadReport, style: Style) -
             None => writeln!(out, "\n  capacity: the first rate already broke a gate"),
         };
     }
+    if !r.run.shards.is_empty() {
+        let _ = writeln!(out, "\n  shards of run {}:", r.run.id);
+        let mut rows = vec![[
+            "shard",
+            "turns",
+            "failed",
+            "conversations",
+            "p50 ms",
+            "p99 ms",
+            "wall s",
+            "own rules",
+        ]
+        .map(String::from)
+        .to_vec()];
+        for s in &r.run.shards {
+            rows.push(vec![
+                s.index.to_string(),
+                s.turns.to_string(),
+                s.turns_failed.to_string(),
+                s.conversations.to_string(),
+                format!("{:.1}", s.p50_ms),
+                format!("{:.1}", s.p99_ms),
+                format!("{:.1}", s.duration_s),
+                format!("{:?}", s.outcome).to_lowercase(),
+            ]);
+        }
+        out.push_str(&table("    ", rows, 1..7));
+        if !r.run.missing_shards.is_empty() {
+            let missing: Vec<String> = r.run.missing_shards.iter().map(u32::to_string).collect();
+            let _ = writeln!(
+                out,
+                "    {}",
+                style.paint(
+                    "33",
+                    &format!("missing: {} (partial merge)", missing.join(", "))
+                )
+            );
+        }
+    }
     let _ = writeln!(out, "\n  gates:");
     let gates = r
         .verdict

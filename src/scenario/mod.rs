@@ -5,6 +5,7 @@
 pub use crate::common::{diag, node};
 pub mod plan;
 pub mod schemas;
+pub mod shard;
 pub mod template;
 pub mod threshold;
 pub mod validate;

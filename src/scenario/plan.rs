@@ -516,6 +516,13 @@ pub struct Load {
     pub default_gate: bool,
     /// Speak HTTP/2 (h2c, prior knowledge) to plain-text targets instead of HTTP/1.1.
     pub http2: bool,
+    /// Which part of a run split over machines this process runs (see [`super::shard`]).
+    pub shard: super::shard::Shard,
+    /// Wait until this wall-clock time (Unix seconds) before starting, so shards started at
+    /// different moments begin together.
+    pub start_at: Option<f64>,
+    /// The run's id, the same in every shard (generated when not given).
+    pub run_id: Option<String>,
 }
 
 impl Default for Load {
@@ -532,6 +539,9 @@ impl Default for Load {
             max_connections: None,
             default_gate: true,
             http2: false,
+            shard: super::shard::Shard::WHOLE,
+            start_at: None,
+            run_id: None,
         }
     }
 }

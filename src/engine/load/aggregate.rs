@@ -42,6 +42,18 @@ impl Gates {
         }
     }
 
+    /// The gates as written, for the results (a merge judges them again).
+    pub(super) fn specs(&self) -> Vec<super::report::GateSpec> {
+        self.list
+            .iter()
+            .map(|th| super::report::GateSpec {
+                expr: th.source.clone(),
+                abort: th.abort,
+                origin: self.origin,
+            })
+            .collect()
+    }
+
     /// Every gate's verdict over `sample`, which spans `elapsed`.
     pub(super) fn measure(&self, sample: &Sample, elapsed: Duration) -> Vec<Gate> {
         self.list

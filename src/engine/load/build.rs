@@ -15,6 +15,7 @@ use crate::scenario::{Action, Load, LoadModel, Scenario};
 #[derive(Debug)]
 pub(super) struct Before {
     started_at: String,
+    pub(super) started_unix: f64,
     cpu: f64,
     sim_cpu: f64,
     waits: u64,
@@ -24,6 +25,9 @@ impl Before {
     pub(super) fn now(target: &Target) -> Before {
         Before {
             started_at: crate::protocol::ids::created_on_now(),
+            started_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
             cpu: procfs::process_cpu_seconds(),
             sim_cpu: procfs::threads_cpu_seconds(crate::sim::SIM_THREAD_NAME),
             waits: target.http.connection_waits(),
@@ -42,6 +46,7 @@ pub(super) struct Parts<'a> {
     pub(super) agg: &'a Aggregate,
     pub(super) capacity: Option<Capacity>,
     pub(super) verdict: Verdict,
+    pub(super) gates: Vec<report::GateSpec>,
 }
 
 /// Builds the report.
@@ -56,6 +61,7 @@ pub(super) fn report(p: Parts<'_>) -> LoadReport {
         agg,
         capacity,
         verdict,
+        gates,
     } = p;
     let total = &agg.total;
     let d = &total.dists;
@@ -99,7 +105,17 @@ pub(super) fn report(p: Parts<'_>) -> LoadReport {
         waits,
         target,
     );
+    let run = report::RunInfo {
+        id: load.run_id.clone().unwrap_or_default(),
+        scenario_digest: String::new(),
+        shard: load.shard,
+        started_unix: before.started_unix,
+        thresholds: gates,
+        shards: Vec::new(),
+        missing_shards: Vec::new(),
+    };
     LoadReport {
+        run,
         schema_version: report::LOAD_SCHEMA_VERSION.into(),
         kind: "load".into(),
         tool: format!("hookbench {}", env!("CARGO_PKG_VERSION")),

@@ -276,7 +276,8 @@ impl Counts {
         }
     }
 
-    fn add(&mut self, o: &Counts) {
+    /// Adds another span's counts (the typed and the written failure counts alike).
+    pub fn add(&mut self, o: &Counts) {
         self.turns += o.turns;
         self.turns_failed += o.turns_failed;
         if self.step_runs.len() < o.step_runs.len() {

@@ -4,6 +4,7 @@
 
 mod aggregate;
 mod build;
+pub mod merge;
 pub mod metrics;
 pub mod report;
 mod schedule;
@@ -61,6 +62,10 @@ struct Control {
     stop: Arc<StopSignal>,
     /// The receiver's unmatched count already collected.
     unmatched_seen: AtomicU64,
+    /// This process's part of a run split over machines.
+    shard: crate::scenario::shard::Shard,
+    /// Wall-clock time of the start (Unix seconds).
+    start_unix: f64,
 }
 
 impl Control {
@@ -78,7 +83,9 @@ impl Control {
             p95_ms: q(&s.dists.turn, 0.95),
             p99_ms: q(&s.dists.turn, 0.99),
             errors: s.counts.turns_failed,
-            rate: rate_at(model, Duration::from_secs_f64(t)),
+            rate: rate_at(model, Duration::from_secs_f64(t))
+                .map(|r| r / f64::from(self.shard.count)),
+            unix: self.start_unix + t,
         }
     }
 
@@ -93,7 +100,8 @@ impl Control {
         }
     }
 
-    /// Claims the next conversation number, or `None` when starts are over.
+    /// Claims this shard's next conversation (its local number, from 0), or `None` when
+    /// starts are over.
     fn claim(&self) -> Option<u64> {
         if self.stop_starting.load(Relaxed) || self.stop.is_stopped() {
             return None;
@@ -106,22 +114,25 @@ impl Control {
         Some(n)
     }
 
-    /// Runs one conversation on `own` connections when given, else on the shared pool.
+    /// Runs conversation `n` (numbered over the whole run), this shard's `local`-th, on
+    /// `own` connections when given, else on the shared pool.
+    #[allow(clippy::too_many_arguments)]
     async fn conversation(
         &self,
         vu: u64,
         n: u64,
+        local: u64,
         intended: Option<Instant>,
         own: Option<&Target>,
         carry: &mut UserState,
     ) {
         let actual = Instant::now();
         self.active.fetch_add(1, Relaxed);
-        let row = self
-            .scenario
-            .data
-            .as_ref()
-            .map(|d| (n as usize) % d.rows.len());
+        // The shard reads its own rows only (rows i, i + count, …), in turn.
+        let row = self.scenario.data.as_ref().map(|d| {
+            let mine = self.shard.share(d.rows.len() as u64).max(1);
+            self.shard.global(local % mine) as usize % d.rows.len()
+        });
         let conv = Conversation {
             scenario: &self.scenario,
             target: own.unwrap_or(&self.target),
@@ -395,9 +406,11 @@ pub async fn run(
         allowed_users: AtomicU64::new(0),
         started: AtomicU64::new(0),
         active: AtomicU64::new(0),
-        cap: load.iterations,
+        cap: load.iterations.map(|n| load.shard.share(n)),
         stop: stop.clone(),
         unmatched_seen: AtomicU64::new(target.receiver.as_ref().map_or(0, |r| r.unmatched())),
+        shard: load.shard,
+        start_unix: before.started_unix,
     });
     let duration = load.duration.unwrap_or_else(|| default_duration(&load));
     let gates = aggregate::Gates::of(&scenario, &load);
@@ -430,12 +443,38 @@ pub async fn run(
             .map(|s| s.rate),
         steps: a.capacity.clone(),
     });
-    let verdict = verdict::decide(verdict::Inputs {
-        gates: gates.measure(&a.total, elapsed),
+    // A shard answers to the run's own rules only: the thresholds are the whole run's, and
+    // `hookbench merge` judges them on the merged data (a shard's share would pass or fail
+    // them by its size, as k6's per-pod thresholds do).
+    let measured = if load.shard.is_split() {
+        a.aborted
+            .iter()
+            .map(|why| verdict::Gate {
+                expr: "shard: no abort threshold broke".into(),
+                origin: verdict::GateOrigin::Run,
+                passed: false,
+                actual: why.clone(),
+                abort: true,
+            })
+            .collect()
+    } else {
+        gates.measure(&a.total, elapsed)
+    };
+    let mut verdict = verdict::decide(verdict::Inputs {
+        gates: measured,
         counts: &a.total.counts,
         capacity: capacity.as_ref(),
         interrupted,
     });
+    if load.shard.is_split() {
+        verdict.summary = format!(
+            "{}; shard {} of run {}: the run's {} judged on the merge (hookbench merge)",
+            verdict.summary,
+            load.shard,
+            load.run_id.as_deref().unwrap_or_default(),
+            crate::common::count(gates.specs().len() as u64, "gate is", "gates are")
+        );
+    }
     build::report(build::Parts {
         scenario: &scenario,
         target: &target,
@@ -446,6 +485,7 @@ pub async fn run(
         agg: &a,
         capacity,
         verdict,
+        gates: gates.specs(),
     })
 }
 

@@ -9,7 +9,7 @@ use super::metrics::{Counts, DistSummary};
 pub use super::verdict::{Capacity, CapacityStep, Verdict};
 
 /// Version of the load results format (`schemas/load-results.schema.json`).
-pub const LOAD_SCHEMA_VERSION: &str = "2.0";
+pub const LOAD_SCHEMA_VERSION: &str = "2.1";
 
 /// One second of the run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -31,8 +31,12 @@ pub struct Point {
     pub p99_ms: f64,
     /// Failed turns in this second.
     pub errors: u64,
-    /// Target arrival rate (open model), per second.
+    /// Target arrival rate (open model), per second: in a shard, the shard's part of it.
     pub rate: Option<f64>,
+    /// Wall-clock time at the end of the interval (Unix seconds), by which `hookbench merge`
+    /// aligns the time series of shards.
+    #[serde(default)]
+    pub unix: f64,
 }
 
 /// Per step.
@@ -106,6 +110,68 @@ pub struct LoadReport {
     pub timeseries: Vec<Point>,
     /// Generator health.
     pub generator: Generator,
+    /// Which run this is and which part of it: what `hookbench merge` checks and judges.
+    #[serde(default)]
+    pub run: RunInfo,
+}
+
+/// What identifies a run and its parts, so the results of its shards can be merged.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// The run's id, the same in every shard (`--run-id`, generated when not given).
+    pub id: String,
+    /// `sha256:` of the scenario and every file it reads, so shards of different scenarios
+    /// are not merged.
+    pub scenario_digest: String,
+    /// This part of the run: `{index, count}` (`{0, 1}` for a run on one machine).
+    pub shard: crate::scenario::shard::Shard,
+    /// When the load started (Unix seconds).
+    pub started_unix: f64,
+    /// The gates the whole run answers to, as written: a shard's own verdict holds only the
+    /// run's own rules, and `hookbench merge` judges these on the merged data.
+    pub thresholds: Vec<GateSpec>,
+    /// Merged results: one row per shard merged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardRow>,
+    /// Merged with `--allow-partial`: the shard indexes that were missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_shards: Vec<u32>,
+}
+
+/// A gate as the scenario wrote it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateSpec {
+    /// The expression (`turn.latency.p99 < 3s`).
+    pub expr: String,
+    /// Stops the run when broken.
+    pub abort: bool,
+    /// A written threshold, or the default gate.
+    pub origin: super::verdict::GateOrigin,
+}
+
+/// One shard in merged results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardRow {
+    /// The shard's index.
+    pub index: u32,
+    /// Its wall time (s).
+    pub duration_s: f64,
+    /// Turns.
+    pub turns: u64,
+    /// Failed turns.
+    pub turns_failed: u64,
+    /// Conversations.
+    pub conversations: u64,
+    /// Turn latency median (ms).
+    pub p50_ms: f64,
+    /// Turn latency 99th percentile (ms).
+    pub p99_ms: f64,
+    /// The generator's CPU time (s).
+    pub cpu_seconds: f64,
+    /// Its own verdict (the run's own rules).
+    pub outcome: super::verdict::Outcome,
+    /// Why it stopped early, if it did.
+    pub aborted: Option<String>,
 }
 
 impl LoadReport {

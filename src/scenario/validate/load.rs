@@ -105,6 +105,10 @@ impl Validator<'_> {
                 "max_connections",
                 "default_gate",
                 "http2",
+                "shard",
+                "shards",
+                "start_at",
+                "run_id",
             ],
             "load",
         );
@@ -239,7 +243,78 @@ impl Validator<'_> {
         if let Some(b) = g("http2").and_then(|b| self.boolean(b, "load.http2")) {
             load.http2 = b;
         }
+        self.sharding(node, &mut load);
         Some(load)
+    }
+
+    /// `shard: INDEX/COUNT`, or `shards: COUNT` with the index from `JOB_COMPLETION_INDEX`
+    /// (a Kubernetes Indexed Job sets it); `start_at` and `run_id`.
+    fn sharding(&mut self, node: &At<Node>, load: &mut Load) {
+        let g = |k: &str| node.value.get(k);
+        match (g("shard"), g("shards")) {
+            (Some(_), Some(s)) => self.err(
+                s.pos,
+                "load.shards",
+                "give `shard` (INDEX/COUNT) or `shards` (COUNT, index from JOB_COMPLETION_INDEX), not both".into(),
+            ),
+            (Some(s), None) => {
+                if let Some(text) = self.text(s, "load.shard") {
+                    match crate::scenario::shard::Shard::parse(&text) {
+                        Ok(sh) => load.shard = sh,
+                        Err(e) => self.err(s.pos, "load.shard", e),
+                    }
+                }
+            }
+            (None, Some(s)) => {
+                let max = u64::from(crate::scenario::shard::MAX_SHARDS);
+                if let Some(count) = self.bounded(s, "load.shards", 1, max) {
+                    let index = (self.env)("JOB_COMPLETION_INDEX");
+                    let parsed = match index.as_deref().map(str::trim) {
+                        None | Some("") => Err(format!(
+                            "`shards: {count}` takes the shard's index from JOB_COMPLETION_INDEX, which is not set (a Kubernetes Indexed Job sets it); elsewhere give the shard as INDEX/COUNT (--shard 0/{count})"
+                        )),
+                        Some(i) => i
+                            .parse::<u32>()
+                            .map_err(|_| format!("JOB_COMPLETION_INDEX `{i}` is not a shard index"))
+                            .and_then(|i| crate::scenario::shard::Shard::new(i, count as u32)),
+                    };
+                    match parsed {
+                        Ok(sh) => load.shard = sh,
+                        Err(e) => self.err(s.pos, "load.shards", e),
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+        if let Some(t) = g("start_at") {
+            if let Some(text) = self.text(t, "load.start_at") {
+                match parse_start_at(&text) {
+                    Ok(at) => load.start_at = Some(at),
+                    Err(e) => self.err(t.pos, "load.start_at", e),
+                }
+            }
+        }
+        if let Some(r) = g("run_id") {
+            if let Some(id) = self.text(r, "load.run_id") {
+                // A Kubernetes label value: the manifests of `hookbench kube` carry it.
+                let ok = !id.is_empty()
+                    && id.len() <= 63
+                    && id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                    && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+                    && id.ends_with(|c: char| c.is_ascii_alphanumeric());
+                if ok {
+                    load.run_id = Some(id);
+                } else {
+                    self.err(
+                        r.pos,
+                        "load.run_id",
+                        format!("`{id}` is not a run id: 1 to 63 letters, digits, `-`, `_` or `.`, starting and ending with a letter or digit"),
+                    );
+                }
+            }
+        }
     }
 
     pub(super) fn thresholds(
@@ -330,4 +405,24 @@ impl Validator<'_> {
         }
         out
     }
+}
+
+/// A start time: RFC 3339 (`2026-12-01T10:00:00Z`) or Unix seconds (`1796119200`), as Unix
+/// seconds.
+pub fn parse_start_at(text: &str) -> Result<f64, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<f64>() {
+        // Unix seconds from 2000 to 2200: anything else is a typo, not a time.
+        if secs.is_finite() && (946_684_800.0..7_258_118_400.0).contains(&secs) {
+            return Ok(secs);
+        }
+        return Err(format!(
+            "`{text}` is not a start time in Unix seconds (2000 to 2200)"
+        ));
+    }
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp_nanos() as f64 / 1e9)
+        .map_err(|_| {
+            format!("`{text}` is not a start time: write RFC 3339 (2026-12-01T10:00:00Z) or Unix seconds")
+        })
 }

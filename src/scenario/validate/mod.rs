@@ -542,7 +542,19 @@ impl Validator<'_> {
         if self.steps.is_empty() && get("steps").is_some() && self.diags.is_empty() {
             self.err(root.pos, "steps", "`steps:` is empty".into());
         }
-        let load = self.overlaid_load(get("load")).and_then(|l| self.load(&l));
+        let load_node = self.overlaid_load(get("load"));
+        let load = load_node.as_ref().and_then(|l| self.load(l));
+        if let (Some(l), Some(node)) = (&load, &load_node) {
+            let rows = data.as_ref().map_or(0, |d| d.rows.len());
+            if let Some(why) = crate::scenario::shard::refusal(l, rows, l.shard.count) {
+                let at = node
+                    .value
+                    .get("shard")
+                    .or_else(|| node.value.get("shards"))
+                    .map_or(node.pos, |n| n.pos);
+                self.err(at, "load.shard", why);
+            }
+        }
         let thresholds = get("thresholds")
             .map(|t| self.thresholds(t))
             .unwrap_or_default();
