@@ -116,6 +116,7 @@ fn v2_response() -> impl Strategy<Value = v2::Response> {
             event_type: None,
             description: None,
             end_of_message: None,
+            partial_message: None,
         });
     (
         opt(proptest::collection::vec(item, 0..4)),

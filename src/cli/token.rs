@@ -17,6 +17,8 @@ pub enum AppClaimArg {
     AppId,
     /// `iss` (third-party style).
     Iss,
+    /// `kore_iss`, with `kore_sub` and `kore_jti` (the SDK security page's aliases).
+    KoreIss,
 }
 
 /// Arguments of `hookbench token`.
@@ -89,13 +91,14 @@ pub fn run(args: TokenArgs) -> Exit {
         app_claim: match args.app_claim {
             AppClaimArg::AppId => AppClaim::AppId,
             AppClaimArg::Iss => AppClaim::Iss,
+            AppClaimArg::KoreIss => AppClaim::KoreIss,
         },
         user_identity: !args.no_user_identity,
         expires_in: Some(args.expires_in.get()).filter(|d| !d.is_zero()),
         jti: args.jti,
         extra: Default::default(),
     };
-    match signer.and_then(|s| s.sign(&template.for_user(&args.user))) {
+    match signer.and_then(|s| s.sign_for(&template, &args.user)) {
         Ok(token) => {
             out!("{token}");
             Exit::Ok

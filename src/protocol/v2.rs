@@ -260,6 +260,9 @@ pub struct DataItem {
     /// Async deliveries: set on the last message of a turn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_of_message: Option<bool>,
+    /// Async deliveries: set on the messages of a turn sent mid-flow, before its last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_message: Option<bool>,
 }
 
 /// A V2 response body: sync answers, poll answers, async acks and async deliveries all share it.

@@ -49,6 +49,7 @@ pub fn v2_item(state: &SimState, out: &Out, created_on: &str) -> DataItem {
         event_type,
         description,
         end_of_message: None,
+        partial_message: None,
     }
 }
 

@@ -40,7 +40,8 @@ impl Stamps {
 }
 
 /// The bodies of one segment: one per message, then the task end on its own. The last message
-/// of the turn (`last_segment`) carries V2's `endOfMessage` marker.
+/// of the turn (`last_segment`) carries V2's `endOfMessage` marker, the others
+/// `partialMessage`.
 fn bodies(
     state: &SimState,
     version: Version,
@@ -62,9 +63,13 @@ fn bodies(
             }
             Version::V2 => {
                 let mut b = v2_body_at(state, std::slice::from_ref(&single), user, &stamps.next());
-                if last_segment && i + 1 == seg.messages.len() {
-                    for item in b.data.iter_mut().flatten() {
+                // The turn's last message says so; the ones before it were sent mid-flow.
+                let last = last_segment && i + 1 == seg.messages.len();
+                for item in b.data.iter_mut().flatten() {
+                    if last {
                         item.end_of_message = Some(true);
+                    } else {
+                        item.partial_message = Some(true);
                     }
                 }
                 serde_json::to_vec(&b)

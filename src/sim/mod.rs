@@ -6,6 +6,7 @@ pub mod answer;
 pub mod bodies;
 pub mod bot;
 mod bot_check;
+pub mod botmeta;
 pub mod conversation;
 pub mod delivery;
 pub mod faults;

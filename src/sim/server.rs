@@ -49,6 +49,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/chatbot/v2/webhook/{bot}/poll/{poll}", get(poll))
         .merge(upload::routes(upload_limit))
+        .merge(super::botmeta::routes())
         .route(
             "/healthz",
             get(|| async {

@@ -32,6 +32,7 @@ pub fn routes(limit: usize) -> Router<Shared> {
         )
         .route("/api/attachments/{bot}/{channel}/token/{ft}", put(merge))
         .route("/api/attachments/file/{bot}/{channel}", post(one_shot))
+        .route("/api/public/uploadfile", post(public_upload))
         .layer(DefaultBodyLimit::max(limit))
 }
 
@@ -282,6 +283,37 @@ async fn one_shot(
     json(
         StatusCode::OK,
         &json!({ "fileId": register(&state, name, data.len() as u64) }),
+    )
+}
+
+/// The platform's public Upload File API: one multipart request (`file`, with optional
+/// `fileContext` and `fileExtension`), the bot named by the token's app, answered
+/// `{fileId, hash}`. What `hash` is computed from is not documented ([gap]): here the
+/// SHA-256 of the content, in hex. The one-shot attachment route above answers the same
+/// upload without the hash.
+async fn public_upload(State(state): State<Shared>, req: Request) -> Response {
+    let caller = authenticate(&state, req.headers());
+    if let Err(e) = caller {
+        return auth_error(Version::V2, &e);
+    }
+    let fields = match read_fields(req, &["file"]).await {
+        Ok(f) => f,
+        Err(k) => return error(Version::V2, k),
+    };
+    let Some((part_name, data)) = &fields.file else {
+        return error(Version::V2, ErrorKind::InvalidPayload);
+    };
+    if data.len() as u64 > state.bot.settings.max_file_bytes {
+        return error(Version::V2, ErrorKind::TooLarge);
+    }
+    let hash = {
+        use sha2::Digest;
+        format!("{:x}", sha2::Sha256::digest(data))
+    };
+    let name = file_name(&fields, part_name.clone());
+    json(
+        StatusCode::OK,
+        &json!({ "fileId": register(&state, name, data.len() as u64), "hash": hash }),
     )
 }
 

@@ -12,6 +12,7 @@ pub fn chromium() -> Option<&'static str> {
 
 /// The DOM of `page` after headless Chromium ran it, and Chromium's log; `None` without a
 /// Chromium (CI installs one, so there it must be found).
+#[allow(dead_code)] // not every test binary that shares this module renders a page
 pub fn render_dom(page: &Path, profile: &Path) -> Option<(String, String)> {
     let Some(browser) = chromium() else {
         assert!(

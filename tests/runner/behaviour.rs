@@ -217,6 +217,27 @@ async fn an_expected_error_status_passes() {
     );
 }
 
+/// A scenario that signs with the SDK security page's aliases (`kore_iss`, `kore_sub`,
+/// `kore_jti`) passes against the simulator, which reads them.
+#[tokio::test]
+async fn a_scenario_signing_with_kore_claim_aliases_passes() {
+    let sim = fault_sim().await;
+    let s = scenario(
+        "name: aliases\nauth: { client_id: cs-hs, client_secret: test-secret, claims: { app: kore_iss, jti: true } }\nsteps:\n  - send: quick\n    expect:\n      - status: 200\n",
+    );
+    let report = suite::run(
+        std::slice::from_ref(&s),
+        &opts(&sim, "default", "test-secret"),
+        |_| {},
+    )
+    .await;
+    assert!(
+        report.scenarios[0].passed,
+        "{:#?}",
+        report.scenarios[0].steps[0]
+    );
+}
+
 #[tokio::test]
 async fn unreachable_target_is_a_transport_failure() {
     let s = scenario("name: down\nsteps:\n  - send: hi\n");

@@ -46,6 +46,11 @@ async fn v2_async_acks_then_posts_each_message_and_the_task_end() {
         texts(&got[0]),
         ["The balance in your Salary account ending with 3984 is $54,883."]
     );
+    // The turn's first message was sent mid-flow, its second is the last.
+    assert_eq!(got[0]["data"][0]["partialMessage"], true, "{got:?}");
+    assert!(got[0]["data"][0].get("endOfMessage").is_none());
+    assert_eq!(got[1]["data"][0]["endOfMessage"], true, "{got:?}");
+    assert!(got[1]["data"][0].get("partialMessage").is_none());
     let end = &got[2];
     assert_eq!(end["endOfTask"], true);
     assert_eq!(end["completedTaskName"], "Show Balance");

@@ -84,6 +84,53 @@ async fn third_party_token_styles_are_accepted() {
     assert_eq!(send(&h, &hs512, "u").await.status, 200);
 }
 
+/// The SDK security page's claim aliases: `kore_iss` names the app, `kore_sub` the user and
+/// `kore_jti` the token id (so replay is refused on it).
+#[tokio::test]
+async fn kore_claim_aliases_are_read_as_iss_sub_and_jti() {
+    let h = Harness::test_bot().await;
+    let mut extra = Map::new();
+    extra.insert("kore_iss".into(), json!("cs-hs"));
+    extra.insert("kore_sub".into(), json!("ka"));
+    extra.insert("kore_jti".into(), json!("jti-kore-1"));
+    let c = Claims {
+        iat: Some(NumericDate(now().floor())),
+        extra,
+        ..Default::default()
+    };
+    let token = h.sign(&c);
+    assert!(!token.is_empty());
+    let r = send(&h, &token, "ka").await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    // The signer writes them when a scenario asks for `app: kore_iss`.
+    let template = hookbench::protocol::jwt::ClaimsTemplate {
+        client_id: "cs-hs".into(),
+        app_claim: hookbench::protocol::jwt::AppClaim::KoreIss,
+        user_identity: false,
+        expires_in: Some(std::time::Duration::from_secs(60)),
+        jti: true,
+        extra: Map::new(),
+    };
+    let signed = Signer::hmac(Alg::HS256, b"test-secret")
+        .unwrap()
+        .sign_for(&template, "kb")
+        .unwrap();
+    let payload = signed.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["kore_iss"], "cs-hs");
+    assert_eq!(claims["kore_sub"], "kb");
+    assert!(claims["kore_jti"].is_string());
+    assert!(
+        claims.get("iss").is_none() && claims.get("sub").is_none() && claims.get("jti").is_none()
+    );
+    assert_eq!(send(&h, &signed, "kb").await.status, 200);
+}
+
 #[tokio::test]
 async fn rs256_and_rs512_with_the_registered_public_key() {
     let h = Harness::test_bot().await;

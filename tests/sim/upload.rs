@@ -169,6 +169,34 @@ async fn one_shot_upload() {
     assert_eq!(h.sim.state.files.lock().unwrap()[id].name, "doc.txt");
 }
 
+/// The public Upload File API: the bot from the token, `{fileId, hash}` back.
+#[tokio::test]
+async fn the_public_upload_file_api_answers_an_id_and_a_hash() {
+    let h = Harness::demo().await;
+    let url = format!("{}/api/public/uploadfile", h.sim.base_url());
+    let send = |auth: bool| {
+        let form = Form::new()
+            .part("file", Part::bytes(b"hello".to_vec()).file_name("hi.txt"))
+            .text("fileContext", "bulkImport")
+            .text("fileExtension", "txt");
+        let mut req = h.http.post(&url).multipart(form);
+        if auth {
+            req = req.header("authorization", format!("bearer {}", h.token("u")));
+        }
+        req.send()
+    };
+    assert_eq!(send(false).await.unwrap().status(), 401);
+    let r = Reply::from(send(true).await.unwrap()).await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let id = r.body["fileId"].as_str().unwrap();
+    assert_eq!(h.sim.state.files.lock().unwrap()[id].name, "hi.txt");
+    // SHA-256 of "hello".
+    assert_eq!(
+        r.body["hash"],
+        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    );
+}
+
 /// Asks for an upload token on `channel`, with or without a bearer token.
 async fn token_request(h: &Harness, channel: Option<&str>, authorized: bool) -> Reply {
     let mut req = h.http.post(h.sim.endpoints().upload_token(channel));

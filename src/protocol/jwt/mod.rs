@@ -106,11 +106,11 @@ pub struct Claims {
     /// The client id, as documented.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_id: Option<String>,
-    /// The client id, as some clients send it instead of `appId`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The client id, as some clients send it instead of `appId` (also read from `kore_iss`).
+    #[serde(default, alias = "kore_iss", skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
-    /// The user.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The user (also read from `kore_sub`).
+    #[serde(default, alias = "kore_sub", skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
     /// The user; when present it must equal `from.id` (V2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,8 +121,8 @@ pub struct Claims {
     /// Expires at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp: Option<NumericDate>,
-    /// Token id, for replay protection.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Token id, for replay protection (also read from `kore_jti`).
+    #[serde(default, alias = "kore_jti", skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
     /// An anonymous user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,6 +151,9 @@ pub enum AppClaim {
     AppId,
     /// `iss` (third-party style).
     Iss,
+    /// `kore_iss`, with the user in `kore_sub` and the token id in `kore_jti`: the aliases the
+    /// SDK security page lists for `iss`, `sub` and `jti`.
+    KoreIss,
 }
 
 /// What the harness puts in a user's token.
@@ -188,6 +191,12 @@ struct ClaimsFor<'a> {
     exp: Option<NumericDate>,
     #[serde(skip_serializing_if = "Option::is_none")]
     jti: Option<String>,
+    #[serde(rename = "kore_iss", skip_serializing_if = "Option::is_none")]
+    kore_iss: Option<&'a str>,
+    #[serde(rename = "kore_sub", skip_serializing_if = "Option::is_none")]
+    kore_sub: Option<&'a str>,
+    #[serde(rename = "kore_jti", skip_serializing_if = "Option::is_none")]
+    kore_jti: Option<String>,
     #[serde(flatten)]
     extra: &'a Map<String, Value>,
 }
@@ -198,17 +207,24 @@ impl ClaimsTemplate {
         let (app_id, iss) = match self.app_claim {
             AppClaim::AppId => (Some(self.client_id.as_str()), None),
             AppClaim::Iss => (None, Some(self.client_id.as_str())),
+            AppClaim::KoreIss => (None, None),
         };
+        let kore = self.app_claim == AppClaim::KoreIss;
+        let jti = self.jti.then(|| super::ids::uuid_v4().to_string());
+        let (jti, kore_jti) = if kore { (None, jti) } else { (jti, None) };
         ClaimsFor {
             app_id,
             iss,
-            sub: Some(user),
+            sub: (!kore).then_some(user),
             user_identity: self.user_identity.then_some(user),
             iat: NumericDate(now),
             exp: self
                 .expires_in
                 .map(|d| NumericDate(now + d.as_secs_f64().ceil())),
-            jti: self.jti.then(|| super::ids::uuid_v4().to_string()),
+            jti,
+            kore_iss: kore.then_some(self.client_id.as_str()),
+            kore_sub: kore.then_some(user),
+            kore_jti,
             extra: &self.extra,
         }
     }
@@ -218,12 +234,12 @@ impl ClaimsTemplate {
         let b = self.borrowed(user);
         Claims {
             app_id: b.app_id.map(str::to_string),
-            iss: b.iss.map(str::to_string),
-            sub: b.sub.map(str::to_string),
+            iss: b.iss.or(b.kore_iss).map(str::to_string),
+            sub: b.sub.or(b.kore_sub).map(str::to_string),
             user_identity: b.user_identity.map(str::to_string),
             iat: Some(b.iat),
             exp: b.exp,
-            jti: b.jti,
+            jti: b.jti.or(b.kore_jti),
             extra: b.extra.clone(),
             ..Default::default()
         }

@@ -158,9 +158,9 @@ pub fn peek(token: &str) -> Result<(Alg, Claims), JwtError> {
     struct ClaimsIn<'a> {
         #[serde(default, borrow)]
         app_id: Option<std::borrow::Cow<'a, str>>,
-        #[serde(default, borrow)]
+        #[serde(default, borrow, alias = "kore_iss")]
         iss: Option<std::borrow::Cow<'a, str>>,
-        #[serde(default, borrow)]
+        #[serde(default, borrow, alias = "kore_sub")]
         sub: Option<std::borrow::Cow<'a, str>>,
         #[serde(default, borrow)]
         user_identity: Option<std::borrow::Cow<'a, str>>,
@@ -168,7 +168,7 @@ pub fn peek(token: &str) -> Result<(Alg, Claims), JwtError> {
         iat: Option<NumericDate>,
         #[serde(default)]
         exp: Option<NumericDate>,
-        #[serde(default, borrow)]
+        #[serde(default, borrow, alias = "kore_jti")]
         jti: Option<std::borrow::Cow<'a, str>>,
         #[serde(default)]
         is_anonymous: Option<bool>,

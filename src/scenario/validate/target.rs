@@ -267,10 +267,13 @@ impl Validator<'_> {
                                 "app" => match self.text(cv, &cp).as_deref() {
                                     Some("appId") => a.app_claim = AppClaim::AppId,
                                     Some("iss") => a.app_claim = AppClaim::Iss,
+                                    Some("kore_iss") => a.app_claim = AppClaim::KoreIss,
                                     Some(other) => self.err(
                                         cv.pos,
                                         &cp,
-                                        format!("app must be appId or iss, not `{other}`"),
+                                        format!(
+                                            "app must be appId, iss or kore_iss, not `{other}`"
+                                        ),
                                     ),
                                     None => {}
                                 },
