@@ -58,6 +58,12 @@ pub fn authenticate(state: &SimState, headers: &HeaderMap) -> Result<VerifiedTok
         .to_str()
         .map_err(|_| JwtError::Malformed("non-ASCII header".into()))?;
     let token = jwt::bearer_token(value)?;
+    verify_token(state, token)
+}
+
+/// Verifies a bare token (the `auth` header of the notification API carries one without a
+/// scheme) as [`authenticate`] does.
+pub fn verify_token(state: &SimState, token: &str) -> Result<VerifiedToken, JwtError> {
     let cache_key = state.token_key(token);
     if let Some(hit) = state.cached_token(&cache_key) {
         let policy = &state.bot.apps[hit.app].policy;

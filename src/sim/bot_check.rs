@@ -96,6 +96,7 @@ const INSTANCE: Shape = Map(&[
         false,
     ),
     ("faults", FAULTS, false),
+    ("proactive_notifications", Bool, false),
 ]);
 
 const TEMPLATES: &[&str] = &["object", "string", "escaped"];

@@ -146,18 +146,19 @@ async fn deliver(state: &SimState, instance: u16, version: Version, user: &str, 
             crate::common::pause(extra).await;
             post_with_retries(state, url, body.clone(), inst.delivery).await;
             if dup {
-                post_with_retries(state, url, body, inst.delivery).await;
+                let _ = post_with_retries(state, url, body, inst.delivery).await;
             }
         }
     }
 }
 
-async fn post_with_retries(
+/// POSTs `body` to `url`, retrying with backoff; true once the receiver took it.
+pub(super) async fn post_with_retries(
     state: &SimState,
     url: &str,
     body: Bytes,
     policy: super::bot::DeliveryPolicy,
-) {
+) -> bool {
     let mut backoff = policy.backoff;
     for attempt in 1..=policy.attempts {
         let sent = std::time::Instant::now();
@@ -176,7 +177,7 @@ async fn post_with_retries(
         match result {
             Ok(r) if r.status().is_success() => {
                 state.metrics.async_deliveries.fetch_add(1, Relaxed);
-                return;
+                return true;
             }
             Ok(r) => tracing::debug!(status = %r.status(), attempt, "POST_URL refused a delivery"),
             Err(e) => tracing::debug!(error = %e, attempt, "POST_URL delivery failed"),
@@ -189,4 +190,5 @@ async fn post_with_retries(
     }
     state.metrics.async_failures.fetch_add(1, Relaxed);
     tracing::warn!(%url, attempts = policy.attempts, "async delivery given up");
+    false
 }

@@ -11,6 +11,7 @@ pub mod conversation;
 pub mod delivery;
 pub mod faults;
 pub mod metrics;
+pub mod notify;
 pub mod observe;
 pub mod record;
 pub mod serve;

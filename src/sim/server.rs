@@ -50,6 +50,7 @@ pub fn router(state: Shared) -> Router {
         .route("/chatbot/v2/webhook/{bot}/poll/{poll}", get(poll))
         .merge(upload::routes(upload_limit))
         .merge(super::botmeta::routes())
+        .merge(super::notify::routes())
         .route(
             "/healthz",
             get(|| async {

@@ -160,6 +160,8 @@ pub struct SimState {
     pub http: reqwest::Client,
     /// Sees every async delivery (certification mode).
     pub observer: Option<Arc<dyn super::observe::Observer>>,
+    /// Proactive notification jobs and the calls that count against their limits.
+    pub notifications: super::notify::Notifications,
 }
 
 impl SimState {
@@ -183,6 +185,7 @@ impl SimState {
                 .build()
                 .unwrap_or_default(),
             observer: None,
+            notifications: Default::default(),
         }
     }
 

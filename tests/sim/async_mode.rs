@@ -144,3 +144,102 @@ async fn async_without_post_url_is_counted_undeliverable() {
         2
     );
 }
+
+/// Proactive notifications: a job for three identities reaches POST_URL three times and its
+/// status shows three successes; the documented body rules and the `auth` header hold.
+#[tokio::test]
+async fn a_notification_to_three_identities_is_delivered_three_times() {
+    let rx = Receiver::start(0).await;
+    let h = harness(&rx, true).await;
+    let bot = h.sim.state.bot.id.clone();
+    let url = format!("{}/api/public/bot/{bot}/notifyV2", h.sim.base_url());
+    let token = h.token("notifier");
+    let send = |body: serde_json::Value, header: &'static str| {
+        h.http
+            .post(&url)
+            .header(header, token.clone())
+            .json(&body)
+            .send()
+    };
+    let body = json!({
+        "channel": "ivr", "webhookInstanceName": "ivrInst-async", "userIdentityType": "resolve",
+        "content": {"type": "text", "value": "Hello {name}!"},
+        "identities": [
+            {"email": "a@example.com", "parameters": {"name": "Ada"}},
+            {"email": "b@example.com", "customMessage": "Your card is ready"},
+            {"email": "c@example.com", "parameters": {"name": "Cy"}},
+        ],
+    });
+    let r = send(body.clone(), "auth").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let job: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(job["status"], "IN_PROGRESS");
+    assert!(job["_id"].as_str().unwrap().starts_with("ds-"));
+    let got = rx.wait_for(3).await;
+    assert_eq!(got.len(), 3, "{got:?}");
+    let mut texts: Vec<String> = got.iter().flat_map(texts).collect();
+    texts.sort();
+    assert_eq!(texts, ["Hello Ada!", "Hello Cy!", "Your card is ready"]);
+    assert!(got.iter().all(|d| d["data"][0]["endOfMessage"] == true));
+    let status_url = format!("{url}/status/{}", job["_id"].as_str().unwrap());
+    let mut status = serde_json::Value::Null;
+    for _ in 0..50 {
+        status = h
+            .http
+            .get(&status_url)
+            .header("auth", token.clone())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["status"] != "IN_PROGRESS" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status["status"], "SUCCESS", "{status}");
+    assert_eq!(status["count"], 3);
+    let logs = status["statusLogs"].as_array().unwrap();
+    assert!(logs
+        .iter()
+        .all(|l| l["status"] == "SUCCESS"
+            && l["comments"] == "Notification has been sent successfully"));
+    assert_eq!(logs[0]["channelId"], "a@example.com");
+
+    // `message` is accepted for `content`; the JWT goes in `auth`, not `Authorization`.
+    let mut alias = body.clone();
+    let content = alias.as_object_mut().unwrap().remove("content").unwrap();
+    alias["message"] = content;
+    assert_eq!(send(alias, "auth").await.unwrap().status(), 200);
+    assert_eq!(
+        send(body.clone(), "authorization").await.unwrap().status(),
+        401
+    );
+    // Refused with 400: an extra property, too many identities or parameters, a sync
+    // instance, a long parameter.
+    let refused = |mutate: &dyn Fn(&mut serde_json::Value)| {
+        let mut b = body.clone();
+        mutate(&mut b);
+        b
+    };
+    let cases = [
+        refused(&|b| b["extra"] = json!(1)),
+        refused(&|b| b["identities"] = json!(vec![json!({"email": "x@y"}); 1001])),
+        refused(&|b| b["identities"] = json!([])),
+        refused(&|b| b["webhookInstanceName"] = json!("default")),
+        refused(&|b| b["identities"][0]["parameters"]["name"] = json!("x".repeat(201))),
+        refused(&|b| {
+            let many: serde_json::Map<String, serde_json::Value> =
+                (0..21).map(|i| (format!("p{i}"), json!("v"))).collect();
+            b["identities"][0]["parameters"] = serde_json::Value::Object(many);
+        }),
+        refused(&|b| b["content"]["type"] = json!("video")),
+    ];
+    for case in cases {
+        let r = send(case.clone(), "auth").await.unwrap();
+        assert_eq!(r.status(), 400, "{case}");
+        assert!(r.headers().contains_key("x-hookbench-invalid"));
+    }
+}

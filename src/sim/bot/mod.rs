@@ -110,6 +110,8 @@ struct RawInstance {
     faults: RawFaults,
     #[serde(default)]
     delivery: RawDelivery,
+    #[serde(default)]
+    proactive_notifications: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -343,6 +345,8 @@ pub struct Instance {
     pub faults: Faults,
     /// Async delivery retries.
     pub delivery: DeliveryPolicy,
+    /// The channel's "Proactive Notifications" toggle (async V2 instances only).
+    pub proactive_notifications: bool,
 }
 
 impl Instance {

@@ -183,7 +183,15 @@ impl Validator<'_> {
                 );
             }
         }
+        if r.proactive_notifications && r.mode != Mode::Async {
+            return self.err(
+                &at,
+                format!("instances[{i}].proactive_notifications"),
+                "proactive notifications are delivered to POST_URL: only an async instance has them".into(),
+            );
+        }
         Ok(Instance {
+            proactive_notifications: r.proactive_notifications,
             first: i == 0,
             id: r.id,
             mode: r.mode,
