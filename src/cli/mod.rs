@@ -20,6 +20,7 @@ macro_rules! out_part {
 }
 
 pub mod certify;
+pub mod import;
 pub mod kube;
 pub mod merge;
 pub mod run;
@@ -87,6 +88,8 @@ pub enum Command {
     Report(run::ReportArgs),
     /// Compare two runs' results.json; exit 1 on a regression beyond the tolerances.
     Compare(run::CompareArgs),
+    /// Convert other tools' test files into scenarios (`import botium`).
+    Import(import::ImportArgs),
     /// Merge the results of a run's shards into the whole run's, judged by its thresholds.
     Merge(merge::MergeArgs),
     /// Print Kubernetes manifests that run a scenario as an Indexed Job of N shards.
@@ -141,6 +144,7 @@ pub fn main() -> ExitCode {
             Command::Report(args) => run::report(args),
             Command::Compare(args) => run::compare(args),
             Command::Merge(args) => merge::merge(args),
+            Command::Import(args) => import::import(args),
             Command::Kube(args) => kube::kube(args),
             Command::Validate(args) => test::validate(args),
             Command::Replay(args) => test::replay(args).await,

@@ -51,6 +51,15 @@ pub struct TokenArgs {
     /// Add a fresh `jti`.
     #[arg(long)]
     pub jti: bool,
+    /// Encrypt the signed token as a JWE to this public key (the bot's, PEM).
+    #[arg(long, value_name = "FILE")]
+    pub jwe_public_key_file: Option<PathBuf>,
+    /// JWE key management: RSA-OAEP-256 or RSA-OAEP.
+    #[arg(long, default_value = "RSA-OAEP-256", requires = "jwe_public_key_file")]
+    pub jwe_alg: String,
+    /// JWE content encryption: A256GCM or A128CBC-HS256.
+    #[arg(long, default_value = "A256GCM", requires = "jwe_public_key_file")]
+    pub jwe_enc: String,
 }
 
 fn parse_alg(s: &str) -> Result<Alg, crate::error::Error> {
@@ -98,7 +107,20 @@ pub fn run(args: TokenArgs) -> Exit {
         jti: args.jti,
         extra: Default::default(),
     };
-    match signer.and_then(|s| s.sign_for(&template, &args.user)) {
+    let encrypter = match jwe_of(&args) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
+    let token = signer
+        .and_then(|s| s.sign_for(&template, &args.user))
+        .and_then(|t| match &encrypter {
+            Some(e) => e.encrypt(&t),
+            None => Ok(t),
+        });
+    match token {
         Ok(token) => {
             out!("{token}");
             Exit::Ok
@@ -108,4 +130,28 @@ pub fn run(args: TokenArgs) -> Exit {
             Exit::Usage
         }
     }
+}
+
+/// The JWE encrypter the arguments ask for, if any.
+fn jwe_of(args: &TokenArgs) -> Result<Option<crate::protocol::jwt::jwe::Encrypter>, String> {
+    use crate::protocol::jwt::jwe::{self, ContentEnc, KeyAlg};
+    let Some(path) = &args.jwe_public_key_file else {
+        return Ok(None);
+    };
+    let alg = KeyAlg::parse(&args.jwe_alg).ok_or_else(|| {
+        format!(
+            "--jwe-alg `{}` is not RSA-OAEP-256 or RSA-OAEP",
+            args.jwe_alg
+        )
+    })?;
+    let enc = ContentEnc::parse(&args.jwe_enc).ok_or_else(|| {
+        format!(
+            "--jwe-enc `{}` is not A256GCM or A128CBC-HS256",
+            args.jwe_enc
+        )
+    })?;
+    let pem = crate::common::read_limited(path, crate::common::MAX_KEY_BYTES)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let key = jwe::public_key_from_pem(&pem).map_err(|e| e.to_string())?;
+    Ok(Some(jwe::Encrypter { key, alg, enc }))
 }

@@ -60,6 +60,9 @@ pub enum SetupError {
     /// The message URL does not parse.
     #[error("{0}")]
     MessageUrl(String),
+    /// `auth.jwe`'s public key cannot be had.
+    #[error("auth.jwe: {0}")]
+    Jwe(String),
 }
 
 /// Where scenarios without their own `target.url` go, and default credentials.
@@ -236,7 +239,12 @@ impl Environment {
         let message_url =
             crate::client::Url::parse(&parsed.endpoints.message(version, instance.as_deref()))
                 .map_err(|e| SetupError::MessageUrl(e.message))?;
+        let jwe = match s.auth.as_ref().and_then(|a| a.jwe.as_ref()) {
+            None => None,
+            Some(plan) => Some(Arc::new(self.encrypter(plan, &parsed.endpoints).await?)),
+        };
         Ok(Target {
+            jwe,
             message_url,
             version,
             mode,
@@ -251,6 +259,70 @@ impl Environment {
             max_wait: t.asynch.max_wait,
             receiver,
             http,
+        })
+    }
+}
+
+impl Environment {
+    /// The encrypter `auth.jwe` asks for, its public key read, fetched, or the target's.
+    async fn encrypter(
+        &self,
+        plan: &crate::scenario::JwePlan,
+        endpoints: &crate::protocol::urls::Endpoints,
+    ) -> Result<crate::protocol::jwt::jwe::Encrypter, SetupError> {
+        use crate::scenario::JweKeySource;
+        let fetch = |url: String| async move {
+            let r = reqwest::Client::new()
+                .get(&url)
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+                .map_err(|e| {
+                    SetupError::Jwe(format!("cannot fetch the public key from {url}: {e}"))
+                })?;
+            if !r.status().is_success() {
+                return Err(SetupError::Jwe(format!(
+                    "{url} answered {} for the public key",
+                    r.status()
+                )));
+            }
+            r.text()
+                .await
+                .map_err(|e| SetupError::Jwe(format!("{url}: {e}")))
+        };
+        let pem = match &plan.key {
+            JweKeySource::File(path) => {
+                crate::common::read_limited(path, crate::common::MAX_KEY_BYTES).map_err(
+                    |source| SetupError::KeyFile {
+                        path: path.clone(),
+                        source,
+                    },
+                )?
+            }
+            JweKeySource::Url(url) => fetch(url.clone()).await?,
+            JweKeySource::Target => match self
+                .sim
+                .as_ref()
+                .filter(|sim| sim.base_url() == endpoints.base)
+            {
+                Some(sim) => sim.state.bot.jwe_public_pem().ok_or_else(|| {
+                    SetupError::Jwe("the embedded simulator's bot has no JWE key pair".into())
+                })?,
+                None => {
+                    fetch(format!(
+                        "{}/api/public/bot/{}/jwe/publickey",
+                        endpoints.base, endpoints.bot_id
+                    ))
+                    .await?
+                }
+            },
+        };
+        let key = crate::protocol::jwt::jwe::public_key_from_pem(&pem)
+            .map_err(|e| SetupError::Jwe(e.to_string()))?;
+        Ok(crate::protocol::jwt::jwe::Encrypter {
+            key,
+            alg: plan.alg,
+            enc: plan.enc,
         })
     }
 }

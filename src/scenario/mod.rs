@@ -3,6 +3,7 @@
 //! feeders and user schemas.
 
 pub use crate::common::{diag, node};
+pub mod botium;
 pub mod plan;
 pub mod schemas;
 pub mod shard;

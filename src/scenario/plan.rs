@@ -178,6 +178,31 @@ pub struct Auth {
     pub expires_in: Option<Duration>,
     /// Add a fresh `jti` to each token.
     pub jti: bool,
+    /// Encrypt each signed token as a JWE to the bot's public key.
+    pub jwe: Option<JwePlan>,
+}
+
+/// `auth.jwe`: how tokens are encrypted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JwePlan {
+    /// Where the bot's public key comes from.
+    pub key: JweKeySource,
+    /// Key management.
+    pub alg: crate::protocol::jwt::jwe::KeyAlg,
+    /// Content encryption.
+    pub enc: crate::protocol::jwt::jwe::ContentEnc,
+}
+
+/// Where `auth.jwe` finds the public key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JweKeySource {
+    /// A PEM file.
+    File(PathBuf),
+    /// A URL answering the PEM.
+    Url(String),
+    /// The target's own: the embedded simulator's key, or what a hookbench simulator serves
+    /// at `/api/public/bot/{botId}/jwe/publickey`.
+    Target,
 }
 
 /// `user:`.

@@ -7,6 +7,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::bot::JweMode;
 use super::state::{SimState, VerifiedToken};
 use crate::protocol::jwt::{self, JwtError};
 use crate::protocol::{ErrorEnvelope, ErrorKind, Version};
@@ -70,12 +71,28 @@ pub fn verify_token(state: &SimState, token: &str) -> Result<VerifiedToken, JwtE
         jwt::check_lifetime(&hit.lifetime, policy, unix_now())?;
         return Ok(hit);
     }
+    // A JWE carries the signed JWT encrypted to the bot's key: decrypted, it is verified
+    // like any token, then the app's JWE setting decides whether it may come that way.
+    let encrypted = jwt::jwe::is_jwe(token);
+    let inner;
+    let token = if encrypted {
+        let key = state.bot.jwe_key.as_ref().ok_or(JwtError::JweNotEnabled)?;
+        inner = jwt::jwe::decrypt(token, &key.0)?;
+        inner.as_str()
+    } else {
+        token
+    };
     let (alg, claims) = jwt::peek(token)?;
     let app_index = claims
         .app()
         .and_then(|id| state.bot.apps.iter().position(|a| a.client_id == id))
         .ok_or(JwtError::UnknownApp)?;
     let app = &state.bot.apps[app_index];
+    match (app.jwe, encrypted) {
+        (JweMode::Required, false) => return Err(JwtError::JweRequired),
+        (JweMode::Off, true) => return Err(JwtError::JweNotEnabled),
+        _ => {}
+    }
     let key = if alg.is_hmac() {
         app.secret.as_ref()
     } else {

@@ -49,6 +49,7 @@ const APP: Shape = Map(&[
     ("require", List(&OneOf(&["exp", "iat", "jti"])), false),
     ("allow_anonymous", Bool, false),
     ("leeway", Duration, false),
+    ("jwe", OneOf(&["off", "optional", "required"]), false),
 ]);
 
 const FAULTS: Shape = Map(&[
@@ -151,7 +152,12 @@ const DIALOG: Shape = Map(&[
 const BOT: Shape = Map(&[
     (
         "bot",
-        Map(&[("id", Text, true), ("name", Text, false)]),
+        Map(&[
+            ("id", Text, true),
+            ("name", Text, false),
+            ("jwe_private_key", Text, false),
+            ("jwe_private_key_file", Text, false),
+        ]),
         true,
     ),
     ("apps", List(&APP), true),

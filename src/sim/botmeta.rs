@@ -28,6 +28,16 @@ pub fn routes() -> Router<Shared> {
     Router::new()
         .route("/api/botmeta/{bot}", get(meta))
         .route("/api/botmeta/{bot}/icon.svg", get(icon))
+        .route("/api/public/bot/{bot}/jwe/publickey", get(jwe_public_key))
+}
+
+/// The bot's JWE public key (SPKI PEM), for clients that encrypt their tokens; 404 when the
+/// bot has no key pair.
+async fn jwe_public_key(State(state): State<Shared>, Path(bot): Path<String>) -> Response {
+    match state.bot.jwe_public_pem().filter(|_| bot == state.bot.id) {
+        Some(pem) => ([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response(),
+        None => error(Version::V2, ErrorKind::NotFound),
+    }
 }
 
 async fn meta(

@@ -94,6 +94,21 @@ pub struct SimInfo {
     pub client_secret: Option<String>,
     /// Every instance.
     pub instances: Vec<InstanceInfo>,
+    /// Every app: what any client needs to sign (and encrypt) its tokens.
+    pub apps: Vec<AppInfo>,
+}
+
+/// One app in `--print-config`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AppInfo {
+    /// `cs-…`.
+    pub client_id: String,
+    /// Its secret (none for key-pair apps).
+    pub client_secret: Option<String>,
+    /// Whether it takes JWE-encrypted tokens: `off`, `optional` or `required`.
+    pub jwe: bot::JweMode,
+    /// The bot's JWE public key (SPKI PEM) for apps that take JWE.
+    pub public_key_pem: Option<String>,
 }
 
 /// A simulator serving on a socket.
@@ -233,6 +248,18 @@ impl RunningSim {
             bot_id: bot.id.clone(),
             client_id: app.client_id.clone(),
             client_secret: app.client_secret.clone(),
+            apps: bot
+                .apps
+                .iter()
+                .map(|a| AppInfo {
+                    client_id: a.client_id.clone(),
+                    client_secret: a.client_secret.clone(),
+                    jwe: a.jwe,
+                    public_key_pem: (a.jwe != bot::JweMode::Off)
+                        .then(|| bot.jwe_public_pem())
+                        .flatten(),
+                })
+                .collect(),
             instances: bot
                 .instances
                 .iter()

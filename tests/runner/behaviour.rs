@@ -238,6 +238,33 @@ async fn a_scenario_signing_with_kore_claim_aliases_passes() {
     );
 }
 
+/// A scenario that encrypts its tokens (`auth.jwe`, the target's own key) passes against the
+/// embedded simulator's JWE-required app; without `jwe` the same app refuses it.
+#[tokio::test]
+async fn a_scenario_with_jwe_passes_against_a_jwe_required_app() {
+    let auth = "client_id: cs-3e4f5a6b-7c8d-4e9f-a0b1-c2d3e4f5a6b7, client_secret: demo-jwe-secret-hookbench-fedcba9876543210";
+    let none = TestOptions {
+        target: None,
+        client_id: None,
+        client_secret: None,
+    };
+    for (jwe, passes) in [
+        (", jwe: { alg: RSA-OAEP-256, enc: A128CBC-HS256 }", true),
+        (", jwe: true", true),
+        ("", false),
+    ] {
+        let s = scenario(&format!(
+            "name: jwe\nauth: {{ {auth}{jwe} }}\nsteps:\n  - send: balance\n    expect:\n      - status: 200\n"
+        ));
+        let report = suite::run(std::slice::from_ref(&s), &none, |_| {}).await;
+        assert_eq!(
+            report.scenarios[0].passed, passes,
+            "{jwe}: {:#?}",
+            report.scenarios[0].steps[0]
+        );
+    }
+}
+
 #[tokio::test]
 async fn unreachable_target_is_a_transport_failure() {
     let s = scenario("name: down\nsteps:\n  - send: hi\n");

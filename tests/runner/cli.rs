@@ -375,3 +375,113 @@ fn symlink_loops_end_the_walk_and_endless_files_are_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("larger than"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Botium convo files (with a partial convo, a button press, utterances expanded into rows, and
+/// the Kore.ai webhook connector's `botium.json`) convert into scenarios that pass against a
+/// simulator; the construct hookbench has no equivalent for is listed and fails the import.
+#[test]
+fn botium_convos_convert_and_pass_against_the_simulator() {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!("hookbench-botium-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let src = dir.join("project");
+    std::fs::create_dir_all(&src).unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/botium");
+    for f in [
+        "balance.convo.txt",
+        "menu.pconvo.txt",
+        "greetings.convo.txt",
+        "greetings.utterances.txt",
+    ] {
+        std::fs::copy(fixtures.join(f), src.join(f)).unwrap();
+    }
+    let mut sim = bin()
+        .args([
+            "sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--print-config",
+            "json",
+            "--log",
+            "error",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(sim.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let botium = serde_json::json!({"botium": {"Capabilities": {
+        "PROJECTNAME": "demo", "CONTAINERMODE": "koreai-webhook",
+        "KOREAI_WEBHOOK_URL": info["instances"][0]["v2_url"],
+        "KOREAI_WEBHOOK_CLIENTID": info["client_id"],
+        "KOREAI_WEBHOOK_CLIENTSECRET": info["client_secret"],
+    }}});
+    std::fs::write(src.join("botium.json"), botium.to_string()).unwrap();
+    let out = dir.join("scenarios");
+    let import = bin()
+        .args(["import", "botium"])
+        .arg(&src)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&import.stderr);
+    assert_eq!(import.status.code(), Some(0), "{stderr}");
+    // The secret stays out of the scenarios, and says so.
+    assert!(stderr.contains("HOOKBENCH_CLIENT_SECRET"), "{stderr}");
+    let balance = std::fs::read_to_string(out.join("balance.yaml")).unwrap();
+    assert!(!balance.contains(info["client_secret"].as_str().unwrap()));
+    assert!(
+        balance.contains("send: menu"),
+        "the partial is inlined: {balance}"
+    );
+    let greetings = std::fs::read_to_string(out.join("greetings.yaml")).unwrap();
+    assert!(greetings.contains("good morning"), "{greetings}");
+    // The converted scenarios pass against the simulator (3 greeting rows + 1 convo).
+    let run = bin()
+        .arg("test")
+        .arg(&out)
+        .env(
+            "HOOKBENCH_CLIENT_SECRET",
+            info["client_secret"].as_str().unwrap(),
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("4 passed") || stdout.matches("PASSED").count() >= 2,
+        "{stdout}"
+    );
+    // A construct without an equivalent is listed by file and line, and fails the import.
+    std::fs::copy(
+        fixtures.join("unsupported.convo.txt"),
+        src.join("unsupported.convo.txt"),
+    )
+    .unwrap();
+    let again = bin()
+        .args(["import", "botium"])
+        .arg(&src)
+        .arg("--out")
+        .arg(dir.join("again"))
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("unsupported.convo.txt:8: skipped: `INTENT` asserter"),
+        "{err}"
+    );
+    let _ = sim.kill();
+    let _ = sim.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -277,3 +277,68 @@ async fn v1_refusals_use_the_v1_envelope() {
         json!({"errors": [{"msg": "Invalid Access token", "code": 401}]})
     );
 }
+
+/// "Enforce JWE Encryption": the demo bot's JWE app refuses a plain token and accepts the same
+/// token encrypted to the bot's public key (every profile); a JWE to another key does not
+/// decrypt; an app without JWE refuses one; the public key is served and printed.
+#[tokio::test]
+async fn a_jwe_required_app_takes_encrypted_tokens_only() {
+    use hookbench::protocol::jwt::jwe::{self, ContentEnc, KeyAlg};
+    let h = Harness::demo().await;
+    let info = h.sim.info();
+    let app = info
+        .apps
+        .iter()
+        .find(|a| a.jwe == hookbench::sim::bot::JweMode::Required)
+        .expect("the demo bot has a JWE app");
+    let pem = app.public_key_pem.clone().unwrap();
+    let served = h
+        .http
+        .get(format!(
+            "{}/api/public/bot/{}/jwe/publickey",
+            h.sim.base_url(),
+            info.bot_id
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(served, pem);
+    let key = jwe::public_key_from_pem(&pem).unwrap();
+    let signed = Signer::hmac(Alg::HS256, app.client_secret.as_deref().unwrap().as_bytes())
+        .unwrap()
+        .sign(&claims(&app.client_id, "jw"))
+        .unwrap();
+    assert_refused(&send(&h, &signed, "jw").await, "jwe_required");
+    for alg in [KeyAlg::RsaOaep256, KeyAlg::RsaOaep] {
+        for enc in [ContentEnc::A256Gcm, ContentEnc::A128CbcHs256] {
+            let sealed = jwe::encrypt(&signed, &key, alg, enc).unwrap();
+            let r = send(&h, &sealed, "jw").await;
+            assert_eq!(r.status, 200, "{alg:?} {enc:?}: {}", r.raw);
+        }
+    }
+    // Encrypted to another key.
+    let other = rsa::RsaPrivateKey::new(&mut rand_core06::OsRng, 1024).unwrap();
+    let wrong = jwe::encrypt(
+        &signed,
+        &rsa::RsaPublicKey::from(&other),
+        KeyAlg::RsaOaep256,
+        ContentEnc::A256Gcm,
+    )
+    .unwrap();
+    assert_refused(&send(&h, &wrong, "jw").await, "jwe_undecryptable");
+    // The first demo app does not take JWE.
+    let plain_app = &info.apps[0];
+    assert_eq!(plain_app.jwe, hookbench::sim::bot::JweMode::Off);
+    let first = Signer::hmac(
+        Alg::HS256,
+        plain_app.client_secret.as_deref().unwrap().as_bytes(),
+    )
+    .unwrap()
+    .sign(&claims(&plain_app.client_id, "jw"))
+    .unwrap();
+    let sealed = jwe::encrypt(&first, &key, KeyAlg::RsaOaep256, ContentEnc::A256Gcm).unwrap();
+    assert_refused(&send(&h, &sealed, "jw").await, "jwe_not_enabled");
+}

@@ -37,6 +37,8 @@ pub struct Target {
     pub instance: Option<String>,
     /// Signs users' tokens.
     pub signer: Arc<Signer>,
+    /// Encrypts each signed token as a JWE (`auth.jwe`).
+    pub jwe: Option<Arc<crate::protocol::jwt::jwe::Encrypter>>,
     /// The claims of a user's token.
     pub claims: ClaimsTemplate,
     /// A fresh token per request (`jti`) rather than one per conversation.
@@ -338,12 +340,22 @@ impl Conversation<'_> {
                 return Ok(b);
             }
         }
-        let header = t
-            .signer
-            .bearer_for(&t.claims, &state.user)
-            .map_err(|e| Failure::Decode {
-                message: format!("cannot sign a token: {e}"),
-            })?;
+        let mut header =
+            t.signer
+                .bearer_for(&t.claims, &state.user)
+                .map_err(|e| Failure::Decode {
+                    message: format!("cannot sign a token: {e}"),
+                })?;
+        if let Some(jwe) = &t.jwe {
+            // The signed token travels encrypted; like signing, once per cached token.
+            let signed = header.get(7..).unwrap_or_default();
+            header = jwe
+                .encrypt(signed)
+                .map(|e| format!("bearer {e}"))
+                .map_err(|e| Failure::Decode {
+                    message: format!("cannot encrypt a token: {e}"),
+                })?;
+        }
         let bearer = Bearer::from_header(header).map_err(transport)?;
         if reusable {
             *state.tokens = TokenCache {

@@ -12,6 +12,7 @@ use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
+pub mod jwe;
 mod verify;
 
 pub use verify::{
@@ -292,6 +293,15 @@ pub enum JwtError {
     /// A key that cannot be used (bad PEM).
     #[error("invalid key: {0}")]
     InvalidKey(String),
+    /// A plain JWT where the app enforces JWE encryption.
+    #[error("the app requires a JWE-encrypted token")]
+    JweRequired,
+    /// A JWE for an app that does not take them.
+    #[error("the app does not take JWE-encrypted tokens")]
+    JweNotEnabled,
+    /// A JWE that does not decrypt with the bot's key (or fails its authentication tag).
+    #[error("the JWE does not decrypt with the bot's key")]
+    JweUndecryptable,
 }
 
 impl JwtError {
@@ -312,6 +322,9 @@ impl JwtError {
             JwtError::AnonymousNotAllowed => "anonymous",
             JwtError::IdentityMismatch => "identity_mismatch",
             JwtError::InvalidKey(_) => "invalid_key",
+            JwtError::JweRequired => "jwe_required",
+            JwtError::JweNotEnabled => "jwe_not_enabled",
+            JwtError::JweUndecryptable => "jwe_undecryptable",
         }
     }
 }

@@ -201,6 +201,89 @@ impl Validator<'_> {
         }
     }
 
+    /// `auth.jwe: {public_key_file | public_key_url, alg, enc}` (`{}` or `true`: the target's
+    /// own key, RSA-OAEP-256 and A256GCM).
+    fn jwe(&mut self, node: &At<Node>, path: &str) -> Option<crate::scenario::JwePlan> {
+        use crate::protocol::jwt::jwe::{ContentEnc, KeyAlg};
+        use crate::scenario::{JweKeySource, JwePlan};
+        let mut plan = JwePlan {
+            key: JweKeySource::Target,
+            alg: KeyAlg::default(),
+            enc: ContentEnc::default(),
+        };
+        match &node.value {
+            Node::Bool(true) => return Some(plan),
+            Node::Bool(false) => return None,
+            _ => {}
+        }
+        let e = self.map(node, path)?;
+        self.keys(
+            e,
+            &["public_key_file", "public_key_url", "alg", "enc"],
+            path,
+        );
+        let g = |k: &str| node.value.get(k);
+        match (g("public_key_file"), g("public_key_url")) {
+            (Some(_), Some(u)) => self.err(
+                u.pos,
+                &format!("{path}.public_key_url"),
+                "give public_key_file or public_key_url, not both".into(),
+            ),
+            (Some(f), None) => {
+                if let Some(t) = self.text(f, &format!("{path}.public_key_file")) {
+                    let full = self.base_dir().join(t);
+                    if !self.files.is_file(&full) {
+                        self.err(
+                            f.pos,
+                            &format!("{path}.public_key_file"),
+                            format!("no such file: {}", full.display()),
+                        );
+                    }
+                    plan.key = JweKeySource::File(full);
+                }
+            }
+            (None, Some(u)) => {
+                if let Some(t) = self.text(u, &format!("{path}.public_key_url")) {
+                    if t.starts_with("http://") || t.starts_with("https://") {
+                        plan.key = JweKeySource::Url(t);
+                    } else {
+                        self.err(
+                            u.pos,
+                            &format!("{path}.public_key_url"),
+                            format!("`{t}` is not an http(s) URL"),
+                        );
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+        if let Some(a) = g("alg") {
+            if let Some(t) = self.text(a, &format!("{path}.alg")) {
+                match KeyAlg::parse(&t) {
+                    Some(k) => plan.alg = k,
+                    None => self.err(
+                        a.pos,
+                        &format!("{path}.alg"),
+                        format!("`{t}` is not RSA-OAEP-256 or RSA-OAEP"),
+                    ),
+                }
+            }
+        }
+        if let Some(c) = g("enc") {
+            if let Some(t) = self.text(c, &format!("{path}.enc")) {
+                match ContentEnc::parse(&t) {
+                    Some(k) => plan.enc = k,
+                    None => self.err(
+                        c.pos,
+                        &format!("{path}.enc"),
+                        format!("`{t}` is not A256GCM or A128CBC-HS256"),
+                    ),
+                }
+            }
+        }
+        Some(plan)
+    }
+
     pub(super) fn auth(&mut self, node: &At<Node>) -> Option<Auth> {
         let entries = self.map(node, "auth")?;
         self.keys(
@@ -211,6 +294,7 @@ impl Validator<'_> {
                 "private_key_file",
                 "algorithm",
                 "claims",
+                "jwe",
             ],
             "auth",
         );
@@ -223,6 +307,7 @@ impl Validator<'_> {
             user_identity: true,
             expires_in: Some(Duration::from_secs(3600)),
             jti: false,
+            jwe: None,
         };
         let mut has_id = false;
         for (k, v) in entries {
@@ -235,6 +320,7 @@ impl Validator<'_> {
                     }
                 }
                 "client_secret" => a.client_secret = self.text(v, &path).map(Secret),
+                "jwe" => a.jwe = self.jwe(v, &path),
                 "private_key_file" => {
                     a.private_key_file = self.text(v, &path).map(|p| self.base_dir().join(p));
                     let missing = a

@@ -64,6 +64,10 @@ struct RawBotInfo {
     id: String,
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    jwe_private_key: Option<String>,
+    #[serde(default)]
+    jwe_private_key_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,6 +88,8 @@ struct RawApp {
     allow_anonymous: bool,
     #[serde(default)]
     leeway: Option<DurationSpec>,
+    #[serde(default)]
+    jwe: JweMode,
 }
 
 fn yes() -> bool {
@@ -298,6 +304,21 @@ pub struct App {
     pub policy: VerifyPolicy,
     /// Kept for `--print-config`.
     pub client_secret: Option<String>,
+    /// The "Enforce JWE Encryption" setting.
+    pub jwe: JweMode,
+}
+
+/// Whether an app takes JWE-encrypted tokens (encrypted to the bot's public key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JweMode {
+    /// Plain signed JWTs only; a JWE is refused.
+    #[default]
+    Off,
+    /// Either.
+    Optional,
+    /// JWEs only; a plain JWT is refused.
+    Required,
 }
 
 /// A token bucket's settings.
@@ -528,6 +549,27 @@ pub struct Bot {
     pub fallback: Vec<Say>,
     /// Dialogs, tried in order.
     pub dialogs: Vec<Dialog>,
+    /// The bot's key pair for JWE (`bot.jwe_private_key`): tokens are encrypted to its public
+    /// half.
+    pub jwe_key: Option<Arc<JweKey>>,
+}
+
+/// The bot's JWE private key, never printed.
+pub struct JweKey(pub rsa::RsaPrivateKey);
+
+impl std::fmt::Debug for JweKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JweKey(<redacted>)")
+    }
+}
+
+impl Bot {
+    /// The JWE public key as SPKI PEM, when the bot has a key pair.
+    pub fn jwe_public_pem(&self) -> Option<String> {
+        self.jwe_key
+            .as_deref()
+            .map(|k| crate::protocol::jwt::jwe::public_pem(&k.0))
+    }
 }
 
 impl Bot {
@@ -632,6 +674,9 @@ mod tests {
         // An HS app (printed by --print-config) and a key-pair app.
         assert!(bot.apps[0].client_secret.is_some());
         assert!(bot.apps[1].public_key.is_some() && bot.apps[1].client_secret.is_none());
+        // And an app that takes JWE-encrypted tokens only, with the bot's key pair.
+        assert_eq!(bot.apps[2].jwe, JweMode::Required);
+        assert!(bot.jwe_public_pem().is_some());
         for name in [
             "Show Balance",
             "Transfer Funds",

@@ -140,7 +140,18 @@ impl Validator<'_> {
             RawSays::One(s) => vec![say(s)],
             RawSays::Many(v) => v.into_iter().map(say).collect(),
         };
+        let jwe_key = self.jwe_key(&raw.bot)?;
+        if jwe_key.is_none() {
+            if let Some(i) = apps.iter().position(|a| a.jwe != JweMode::Off) {
+                return self.err(
+                    &nowhere,
+                    format!("apps[{i}].jwe"),
+                    "an app that takes JWE needs the bot's key pair (bot.jwe_private_key or bot.jwe_private_key_file)".into(),
+                );
+            }
+        }
         Ok(Bot {
+            jwe_key,
             id: raw.bot.id.clone(),
             name: raw.bot.name.unwrap_or(raw.bot.id),
             apps,
@@ -153,6 +164,38 @@ impl Validator<'_> {
                 .unwrap_or_else(|| vec![Say::Text("Sorry, I didn't understand that.".into())]),
             dialogs,
         })
+    }
+
+    /// The bot's JWE key pair, inline or from a file beside the bot file.
+    fn jwe_key(&self, raw: &RawBotInfo) -> Result<Option<std::sync::Arc<JweKey>>, BotError> {
+        let nowhere = serde_saphyr::Location::UNKNOWN;
+        let pem = match (&raw.jwe_private_key, &raw.jwe_private_key_file) {
+            (Some(_), Some(_)) => {
+                return self.err(
+                    &nowhere,
+                    "bot.jwe_private_key".into(),
+                    "give jwe_private_key or jwe_private_key_file, not both".into(),
+                )
+            }
+            (Some(p), None) => p.clone(),
+            (None, Some(f)) => {
+                let full: PathBuf = self
+                    .base_dir
+                    .map(|d| d.join(f))
+                    .unwrap_or_else(|| PathBuf::from(f));
+                crate::common::read_limited(&full, crate::common::MAX_KEY_BYTES).or_else(|e| {
+                    self.err(
+                        &nowhere,
+                        "bot.jwe_private_key_file".into(),
+                        format!("cannot read {}: {e}", full.display()),
+                    )
+                })?
+            }
+            (None, None) => return Ok(None),
+        };
+        crate::protocol::jwt::jwe::private_key_from_pem(&pem)
+            .map(|k| Some(std::sync::Arc::new(JweKey(k))))
+            .or_else(|e| self.err(&nowhere, "bot.jwe_private_key".into(), e.to_string()))
     }
 
     fn instance(&self, i: usize, spanned: Spanned<RawInstance>) -> Result<Instance, BotError> {
@@ -313,6 +356,7 @@ impl Validator<'_> {
             public_key,
             policy,
             client_secret: r.client_secret,
+            jwe: r.jwe,
         })
     }
 
