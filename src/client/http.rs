@@ -139,6 +139,12 @@ impl Bearer {
         Ok(Self(v))
     }
 
+    /// The bare token, without its scheme (for headers such as the notification API's `auth`).
+    pub fn token(&self) -> &str {
+        let v = self.0.to_str().unwrap_or_default();
+        v.split_once(' ').map_or(v, |(_, t)| t)
+    }
+
     /// The header value.
     pub fn header(&self) -> http::HeaderValue {
         self.0.clone()

@@ -303,6 +303,19 @@ pub enum Action {
     },
     /// Only wait.
     Think(Delay),
+    /// A proactive notification to this conversation's user (`notifyV2`, async instances):
+    /// the turn waits for its delivery at the POST_URL receiver, then for the job's status.
+    Notify {
+        /// The message (`content.value`; `{name}` placeholders are filled by the platform
+        /// from `parameters`).
+        message: Template,
+        /// `content.type`: text, template or script.
+        kind: String,
+        /// `identities[0].parameters`.
+        parameters: Vec<(String, Template)>,
+        /// `webhookInstanceName` (default: the target's instance).
+        instance: Option<String>,
+    },
 }
 
 /// How a file reaches the platform.

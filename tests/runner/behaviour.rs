@@ -265,6 +265,31 @@ async fn a_scenario_with_jwe_passes_against_a_jwe_required_app() {
     }
 }
 
+/// `scenarios/notify.yaml`: three identities (data rows), each notified through notifyV2; each
+/// delivery reaches the built-in POST_URL receiver and each job's status is SUCCESS.
+#[tokio::test]
+async fn notifications_reach_the_built_in_receiver_and_their_jobs_succeed() {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/notify.yaml"
+    ));
+    let s = hookbench::scenario::load(path, &|_| None).unwrap();
+    let none = TestOptions {
+        target: None,
+        client_id: None,
+        client_secret: None,
+    };
+    let report = suite::run(std::slice::from_ref(&s), &none, |_| {}).await;
+    assert_eq!(report.scenarios.len(), 3);
+    for sc in &report.scenarios {
+        assert!(sc.passed, "{:#?}", sc.steps[0]);
+        let step = &sc.steps[0];
+        assert_eq!(step.deliveries, 1);
+        assert!(step.polls >= 1);
+        assert!(step.timings.iter().any(|t| t.event == "status"));
+    }
+}
+
 #[tokio::test]
 async fn unreachable_target_is_a_transport_failure() {
     let s = scenario("name: down\nsteps:\n  - send: hi\n");

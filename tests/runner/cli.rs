@@ -156,7 +156,7 @@ async fn the_same_scenarios_run_against_an_external_simulator() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("8 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("11 passed, 0 failed"), "{stdout}");
     // The requests reached the external simulator.
     let v2 = sim
         .state

@@ -125,6 +125,8 @@ struct Outgoing<'a> {
     url: &'a Url,
     auth: &'a Bearer,
     body: Bytes,
+    /// A proactive notification: POSTed with the token in the `auth` header.
+    notify: bool,
 }
 
 /// A step's `message` object: text and events are written straight from their parts, the
@@ -385,16 +387,30 @@ impl Conversation<'_> {
             Ok(t) => t,
             Err(f) => return fail(result, f),
         };
-        let message = match self.message(step, state, &token, &mut result).await {
-            Ok(m) => m,
-            Err(f) => return fail(result, f),
+        let (body, notify_url) = if let Action::Notify {
+            message,
+            kind,
+            parameters,
+            instance,
+        } = &step.action
+        {
+            match self.notify_request(state, message, kind, parameters, instance.as_deref()) {
+                Ok((body, url)) => (body, Some(url)),
+                Err(f) => return fail(result, f),
+            }
+        } else {
+            let message = match self.message(step, state, &token, &mut result).await {
+                Ok(m) => m,
+                Err(f) => return fail(result, f),
+            };
+            (self.body(step, state, message), None)
         };
-        let body = self.body(step, state, message);
-        let url = &self.target.message_url;
+        let url = notify_url.as_ref().unwrap_or(&self.target.message_url);
         let out = Outgoing {
             url,
             auth: &token,
             body: body.clone(),
+            notify: notify_url.is_some(),
         };
         let mut reply = Reply {
             converged: true,
@@ -414,7 +430,7 @@ impl Conversation<'_> {
         }
         result.http_status = reply.status;
         result.latency_ms = ms(reply.latency);
-        result.polls = reply.polls;
+        result.polls += reply.polls;
         result.in_progress = reply.in_progress;
         // A protocol error is the turn's answer when the step checks the status (negative tests).
         let checks_status = step
@@ -572,8 +588,50 @@ impl Conversation<'_> {
                     json!({"type": "text", "val": render(text, vars), "attachments": [{"fileId": file_id, "fileName": name, "fileType": file_type}]}),
                 )
             }
-            Action::Think(_) => Msg::Tree(Value::Null),
+            // A notification is not a message: `step` builds its request.
+            Action::Notify { .. } | Action::Think(_) => Msg::Tree(Value::Null),
         })
+    }
+
+    /// The `notifyV2` request of a `notify` step, to this conversation's user, and its URL.
+    fn notify_request(
+        &self,
+        state: &State<'_>,
+        message: &crate::scenario::template::Template,
+        kind: &str,
+        parameters: &[(String, crate::scenario::template::Template)],
+        instance: Option<&str>,
+    ) -> Result<(Bytes, Url), Failure> {
+        let t = self.target;
+        if t.mode != Mode::Async {
+            return Err(usage(
+                "a notify step needs an async target (notifications arrive at POST_URL)".into(),
+            ));
+        }
+        let vars = &*state.vars;
+        let params: Map<String, Value> = parameters
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(render(v, vars))))
+            .collect();
+        let mut identity = json!({ "email": state.user });
+        if !params.is_empty() {
+            identity["parameters"] = Value::Object(params);
+        }
+        let instance = instance
+            .map(str::to_string)
+            .or_else(|| t.instance.clone())
+            .unwrap_or_else(|| "default".into());
+        let body = json!({
+            "channel": "ivr", "webhookInstanceName": instance, "userIdentityType": "resolve",
+            "content": { "type": kind, "value": render(message, vars) },
+            "identities": [identity],
+        });
+        let url = Url::parse(&format!(
+            "{}/api/public/bot/{}/notifyV2",
+            t.endpoints.base, t.endpoints.bot_id
+        ))
+        .map_err(transport)?;
+        Ok((Bytes::from(body.to_string()), url))
     }
 
     fn body(&self, step: &Step, state: &State<'_>, mut message: Msg) -> Bytes {

@@ -145,11 +145,25 @@ impl Conversation<'_> {
             tracing::debug!(late, "deliveries from an earlier turn arrived late");
             result.reordered += late as u32;
         }
-        let ex = match t
-            .http
-            .post_json(out.url, out.auth, out.body, t.timeout)
-            .await
-        {
+        let notify = out.notify;
+        let sent = if notify {
+            // The notification API takes the bare token in an `auth` header.
+            let token = out.auth.token();
+            let req = t
+                .http
+                .raw()
+                .post(out.url.as_str())
+                .header("auth", token)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .timeout(t.timeout)
+                .body(out.body);
+            t.http.exchange(req).await
+        } else {
+            t.http
+                .post_json(out.url, out.auth, out.body, t.timeout)
+                .await
+        };
+        let ex = match sent {
             Ok(ex) => ex,
             Err(e) => return Some(transport(e)),
         };
@@ -200,6 +214,10 @@ impl Conversation<'_> {
             }
             reply.latency = d.at.duration_since(ex.sent);
             reply.push(Body::Tree(d.body), t.version);
+            if notify {
+                // A notification to one identity is one message: nothing more to wait for.
+                break;
+            }
             if order.complete() {
                 quiet = settle;
             } else if order.task_ended
@@ -217,7 +235,72 @@ impl Conversation<'_> {
                 "no async delivery arrived",
             ));
         }
+        if notify {
+            return self
+                .notify_status(&ex, out.url, out.auth, deadline, result)
+                .await;
+        }
         None
+    }
+
+    /// After a notification's delivery: polls the job's status until it leaves IN_PROGRESS
+    /// (or the turn's deadline), recording the polls and the time to convergence (`status`).
+    async fn notify_status(
+        &self,
+        ack: &Exchange,
+        url: &crate::client::Url,
+        auth: &crate::client::http::Bearer,
+        deadline: tokio::time::Instant,
+        result: &mut StepResult,
+    ) -> Option<Failure> {
+        let t = self.target;
+        let job: Value = serde_json::from_slice(&ack.body).unwrap_or(Value::Null);
+        let Some(id) = job.get("_id").and_then(Value::as_str) else {
+            return Some(Failure::Decode {
+                message: "the notification's answer has no job `_id`".into(),
+            });
+        };
+        let status_url = format!("{}/status/{id}", url.as_str());
+        loop {
+            let req = t
+                .http
+                .raw()
+                .get(&status_url)
+                .header("auth", auth.token())
+                .timeout(t.timeout);
+            let ex = match t.http.exchange(req).await {
+                Ok(ex) => ex,
+                Err(e) => return Some(transport(e)),
+            };
+            result.polls += 1;
+            if ex.status != 200 {
+                return Some(protocol_failure(&ex));
+            }
+            let v: Value = serde_json::from_slice(&ex.body).unwrap_or(Value::Null);
+            let status = v.get("status").and_then(Value::as_str).unwrap_or("");
+            if status != "IN_PROGRESS" {
+                result.timings.push(Timing {
+                    event: "status",
+                    at_us: us(ack.sent.elapsed()),
+                });
+                if status != "SUCCESS" {
+                    return Some(Failure::Protocol {
+                        status: 200,
+                        code: None,
+                        message: format!("the notification job ended {status}"),
+                    });
+                }
+                return None;
+            }
+            if tokio::time::Instant::now() + Duration::from_millis(50) > deadline {
+                return Some(Failure::Budget {
+                    limit_ms: Some(ms(t.max_wait)),
+                    elapsed_ms: ms(ack.sent.elapsed()),
+                    message: "the notification job's status did not converge",
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 

@@ -221,6 +221,15 @@ fn record_step(
             for t in r.timings.iter().filter(|t| t.event == "delivery") {
                 record(&mut s.dists.async_delivery, Duration::from_micros(t.at_us));
             }
+            // A notification's job status: polls until it converged, and how long that took.
+            if let Some(t) = r.timings.iter().find(|t| t.event == "status") {
+                c.polled_turns += 1;
+                let _ = s.dists.polls.record(u64::from(r.polls));
+                record(
+                    &mut s.dists.poll_convergence,
+                    Duration::from_micros(t.at_us),
+                );
+            }
         }
     }
     if r.http_status.is_some() || r.failure.is_none() {

@@ -46,8 +46,8 @@ const TOP_KEYS: [&str; 11] = [
     "load",
     "thresholds",
 ];
-const STEP_ACTIONS: [&str; 7] = [
-    "send", "event", "template", "form", "upload", "include", "think",
+const STEP_ACTIONS: [&str; 8] = [
+    "send", "event", "template", "form", "upload", "notify", "include", "think",
 ];
 const STEP_OPTIONS: [&str; 9] = [
     "name",

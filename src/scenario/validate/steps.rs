@@ -134,6 +134,81 @@ impl Validator<'_> {
                 );
                 (Action::Form(fields), label)
             }
+            Some("notify") => {
+                let p = join(path, "notify");
+                let n = get("notify").expect("present");
+                let (message, kind, parameters, instance) = match &n.value {
+                    Node::Map(ne) => {
+                        self.keys(ne, &["message", "type", "parameters", "instance"], &p);
+                        let nget = |k: &str| n.value.get(k);
+                        let Some(m) = nget("message") else {
+                            self.err(n.pos, &join(&p, "message"), "notify needs `message`".into());
+                            return;
+                        };
+                        let Some(message) = self.template(m, &join(&p, "message")) else {
+                            return;
+                        };
+                        let kind = match nget("type") {
+                            None => "text".to_string(),
+                            Some(t) => match self.text(t, &join(&p, "type")) {
+                                Some(k) if ["text", "template", "script"].contains(&k.as_str()) => {
+                                    k
+                                }
+                                Some(k) => {
+                                    self.err(
+                                        t.pos,
+                                        &join(&p, "type"),
+                                        format!("type is text, template or script, not `{k}`"),
+                                    );
+                                    return;
+                                }
+                                None => return,
+                            },
+                        };
+                        let mut parameters = Vec::new();
+                        if let Some(pn) = nget("parameters") {
+                            if let Some(pe) = self.map(pn, &join(&p, "parameters")) {
+                                if pe.len() > 20 {
+                                    self.err(
+                                        pn.pos,
+                                        &join(&p, "parameters"),
+                                        format!(
+                                            "{} parameters: the platform takes at most 20",
+                                            pe.len()
+                                        ),
+                                    );
+                                }
+                                for (k, v) in pe {
+                                    if let Some(t) =
+                                        self.template(v, &format!("{p}.parameters.{}", k.value))
+                                    {
+                                        parameters.push((k.value.clone(), t));
+                                    }
+                                }
+                            }
+                        }
+                        let instance =
+                            nget("instance").and_then(|i| self.text(i, &join(&p, "instance")));
+                        (message, kind, parameters, instance)
+                    }
+                    _ => {
+                        let Some(message) = self.template(n, &p) else {
+                            return;
+                        };
+                        (message, "text".to_string(), Vec::new(), None)
+                    }
+                };
+                let label = format!("notify {message}");
+                (
+                    Action::Notify {
+                        message,
+                        kind,
+                        parameters,
+                        instance,
+                    },
+                    label,
+                )
+            }
             Some("upload") => {
                 let p = join(path, "upload");
                 let Some(ue) = self.map(get("upload").expect("present"), &p) else {
