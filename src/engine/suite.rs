@@ -244,6 +244,7 @@ impl Environment {
             Some(plan) => Some(Arc::new(self.encrypter(plan, &parsed.endpoints).await?)),
         };
         Ok(Target {
+            browser: t.browser.as_deref().map(Arc::from),
             jwe,
             message_url,
             version,

@@ -79,6 +79,9 @@ pub struct Target {
     pub poll: Poll,
     /// Async receiver.
     pub asynch: AsyncCfg,
+    /// Behave like a browser client (`browser:`): this origin, and a CORS pre-flight before the
+    /// first request to each URL, as the web SDK's requests cost in production.
+    pub browser: Option<String>,
 }
 
 /// How the V2 poll loop waits between polls.

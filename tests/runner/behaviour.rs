@@ -290,6 +290,36 @@ async fn notifications_reach_the_built_in_receiver_and_their_jobs_succeed() {
     }
 }
 
+/// `target.browser`: a CORS pre-flight before the first request to each URL, per user, as the
+/// web SDK's requests cost: the message URL once, every new pollId's URL once.
+#[tokio::test]
+async fn a_browser_target_preflights_each_new_url_once() {
+    let s = scenario(
+        "name: web\ntarget: { browser: { origin: \"https://shop.example\" }, poll: { interval: 100ms } }\nsteps:\n  - send: balance\n  - send: balance\n  - send: statement\n",
+    );
+    let none = TestOptions {
+        target: None,
+        client_id: None,
+        client_secret: None,
+    };
+    let report = suite::run(std::slice::from_ref(&s), &none, |_| {}).await;
+    let sc = &report.scenarios[0];
+    assert!(sc.passed, "{:#?}", sc.steps);
+    let preflights = |i: usize| {
+        sc.steps[i]
+            .timings
+            .iter()
+            .filter(|t| t.event == "preflight")
+            .count()
+    };
+    assert_eq!(preflights(0), 1, "the message URL, first time");
+    assert_eq!(preflights(1), 0, "cached");
+    // `statement` answers with two chained pollIds: each new poll URL is pre-flighted once,
+    // however often it is polled while in progress.
+    assert!(sc.steps[2].polls >= 2, "{:#?}", sc.steps[2]);
+    assert_eq!(preflights(2), 2, "{:#?}", sc.steps[2].timings);
+}
+
 #[tokio::test]
 async fn unreachable_target_is_a_transport_failure() {
     let s = scenario("name: down\nsteps:\n  - send: hi\n");

@@ -37,6 +37,8 @@ pub struct Target {
     pub instance: Option<String>,
     /// Signs users' tokens.
     pub signer: Arc<Signer>,
+    /// Behave like a browser from this origin: a CORS pre-flight per new URL.
+    pub browser: Option<Arc<str>>,
     /// Encrypts each signed token as a JWE (`auth.jwe`).
     pub jwe: Option<Arc<crate::protocol::jwt::jwe::Encrypter>>,
     /// The claims of a user's token.
@@ -73,6 +75,8 @@ impl Target {
 pub struct UserState {
     tokens: TokenCache,
     vars: HashMap<String, String>,
+    /// URLs this user (as a browser) has a cached CORS pre-flight for.
+    preflighted: std::collections::HashSet<String>,
 }
 
 /// Variables every conversation sets.
@@ -211,6 +215,7 @@ struct State<'c> {
     explain: bool,
     user: String,
     tokens: &'c mut TokenCache,
+    preflighted: &'c mut std::collections::HashSet<String>,
     form: Option<Value>,
     subscription: Option<Subscription>,
 }
@@ -280,7 +285,11 @@ impl Conversation<'_> {
         on_step: &mut (dyn FnMut(&Step, StepResult) + Send),
     ) -> Outcome {
         let started = Instant::now();
-        let UserState { tokens, vars } = carry;
+        let UserState {
+            tokens,
+            vars,
+            preflighted,
+        } = carry;
         if vars.len() > BUILTINS.len() {
             vars.retain(|k, _| BUILTINS.contains(&k.as_str()));
         }
@@ -311,6 +320,7 @@ impl Conversation<'_> {
             vars,
             user,
             tokens,
+            preflighted,
             explain,
             form: None,
             subscription,
@@ -417,8 +427,20 @@ impl Conversation<'_> {
             trees: step.reads_trees(),
             ..Default::default()
         };
+        // A browser pre-flights its own requests; notifications are server-to-server.
+        if !out.notify {
+            if let Some(f) = self
+                .preflight(out.url, "POST", state.preflighted, &mut result)
+                .await
+            {
+                return fail(result, f);
+            }
+        }
         let failure = match self.target.mode {
-            Mode::Sync => self.sync_turn(out, &mut reply, &mut result).await,
+            Mode::Sync => {
+                self.sync_turn(out, state.preflighted, &mut reply, &mut result)
+                    .await
+            }
             Mode::Async => {
                 self.async_turn(out, step, state, &mut reply, &mut result)
                     .await
@@ -591,6 +613,80 @@ impl Conversation<'_> {
             // A notification is not a message: `step` builds its request.
             Action::Notify { .. } | Action::Think(_) => Msg::Tree(Value::Null),
         })
+    }
+
+    /// As a browser: before the first request to `url` (per user, as a browser caches it), a
+    /// CORS pre-flight from the target's page origin asking for `Authorization` and
+    /// `Content-Type`. A pre-flight that does not allow them fails the step, as the browser
+    /// would block the request. Nothing without `target.browser`.
+    async fn preflight(
+        &self,
+        url: &Url,
+        method: &str,
+        done: &mut std::collections::HashSet<String>,
+        result: &mut StepResult,
+    ) -> Option<Failure> {
+        let origin = self.target.browser.as_deref()?;
+        if done.contains(url.as_str()) {
+            return None;
+        }
+        let t = self.target;
+        let req = t
+            .http
+            .raw()
+            .request(http::Method::OPTIONS, url.as_str())
+            .header(http::header::ORIGIN, origin)
+            .header(http::header::ACCESS_CONTROL_REQUEST_METHOD, method)
+            .header(
+                http::header::ACCESS_CONTROL_REQUEST_HEADERS,
+                "authorization,content-type",
+            )
+            .timeout(t.timeout);
+        let started = Instant::now();
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                return Some(Failure::Transport {
+                    kind: TransportKind::Other,
+                    message: format!("CORS pre-flight: {e}"),
+                })
+            }
+        };
+        result.timings.push(Timing {
+            event: "preflight",
+            at_us: us(started.elapsed()),
+        });
+        let h = |n: http::header::HeaderName| {
+            resp.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+        };
+        let origin_ok = {
+            let o = h(http::header::ACCESS_CONTROL_ALLOW_ORIGIN);
+            o == "*" || o == origin.to_ascii_lowercase()
+        };
+        let headers = h(http::header::ACCESS_CONTROL_ALLOW_HEADERS);
+        let names: Vec<&str> = headers.split(',').map(str::trim).collect();
+        // `*` does not cover Authorization (Fetch standard).
+        let auth_ok = names.contains(&"authorization");
+        if !resp.status().is_success() || !origin_ok || !auth_ok {
+            return Some(Failure::Protocol {
+                status: resp.status().as_u16(),
+                code: None,
+                message: format!(
+                    "the CORS pre-flight for {} does not allow a request from {origin} with Authorization (allow-origin `{}`, allow-headers `{headers}`): a browser would block it",
+                    url.as_str(),
+                    h(http::header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                ),
+            });
+        }
+        if done.len() >= 4096 {
+            done.clear();
+        }
+        done.insert(url.as_str().to_string());
+        None
     }
 
     /// The `notifyV2` request of a `notify` step, to this conversation's user, and its URL.

@@ -7,6 +7,7 @@ impl Conversation<'_> {
     pub(super) async fn sync_turn(
         &self,
         out: Outgoing<'_>,
+        preflighted: &mut std::collections::HashSet<String>,
         reply: &mut Reply,
         result: &mut StepResult,
     ) -> Option<Failure> {
@@ -95,6 +96,11 @@ impl Conversation<'_> {
                 Ok(u) => u,
                 Err(e) => return Some(transport(e)),
             };
+            // Every pollId is a new URL: a browser pre-flights each.
+            if let Some(f) = self.preflight(&poll_url, "GET", preflighted, result).await {
+                reply.latency = sent.elapsed();
+                return Some(f);
+            }
             let ex = match t.http.get(&poll_url, out.auth, t.timeout).await {
                 Ok(ex) => ex,
                 Err(e) => {

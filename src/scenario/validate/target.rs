@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// The page origin a `browser: true` target sends from.
+const DEFAULT_ORIGIN: &str = "https://webchat.example";
+
 impl Validator<'_> {
     pub(super) fn target(&mut self, node: Option<&At<Node>>) -> Option<Target> {
         let mut t = Target {
@@ -20,13 +23,14 @@ impl Validator<'_> {
                 quiet: Duration::from_millis(1500),
                 max_wait: Duration::from_secs(30),
             },
+            browser: None,
         };
         let Some(node) = node else { return Some(t) };
         let entries = self.map(node, "target")?;
         self.keys(
             entries,
             &[
-                "url", "version", "mode", "instance", "timeout", "poll", "async",
+                "url", "version", "mode", "instance", "timeout", "poll", "async", "browser",
             ],
             "target",
         );
@@ -71,6 +75,29 @@ impl Validator<'_> {
                         t.timeout = d;
                     }
                 }
+                "browser" => match &v.value {
+                    Node::Bool(true) => t.browser = Some(DEFAULT_ORIGIN.into()),
+                    Node::Bool(false) => t.browser = None,
+                    _ => {
+                        if let Some(be) = self.map(v, &path) {
+                            self.keys(be, &["origin"], &path);
+                            let origin = v
+                                .value
+                                .get("origin")
+                                .and_then(|o| self.text(o, &format!("{path}.origin")))
+                                .unwrap_or_else(|| DEFAULT_ORIGIN.into());
+                            if origin.starts_with("http://") || origin.starts_with("https://") {
+                                t.browser = Some(origin.trim_end_matches('/').to_string());
+                            } else {
+                                self.err(
+                                    v.pos,
+                                    &format!("{path}.origin"),
+                                    format!("`{origin}` is not an origin (https://host[:port])"),
+                                );
+                            }
+                        }
+                    }
+                },
                 "poll" => {
                     if let Some(pe) = self.map(v, &path) {
                         self.keys(pe, &["interval", "max_wait"], &path);
