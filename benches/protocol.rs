@@ -70,5 +70,47 @@ fn jwt_bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decode, encode, jwt_bench);
+/// JWE: what a user pays once per token (encrypting its signed token to the bot's key) and
+/// what the simulator pays once per new token (decrypting it with the bot's private key).
+fn jwe_bench(c: &mut Criterion) {
+    use hookbench::protocol::jwt::jwe::{self, ContentEnc, KeyAlg};
+    let private =
+        jwe::private_key_from_pem(include_str!("../scenarios/bots/demo-jwe.key.pem")).unwrap();
+    let public = jwe::public_key_from_pem(&jwe::public_pem(&private)).unwrap();
+    let signer = Signer::hmac(Alg::HS256, b"demo-jwe-secret").unwrap();
+    let template = ClaimsTemplate {
+        client_id: "cs-3e4f5a6b".into(),
+        app_claim: AppClaim::AppId,
+        user_identity: true,
+        expires_in: Some(std::time::Duration::from_secs(3600)),
+        jti: false,
+        extra: Default::default(),
+    };
+    let jwt = signer.sign_for(&template, "user-42").unwrap();
+    let mut g = c.benchmark_group("jwe");
+    g.throughput(Throughput::Elements(1));
+    for (name, alg, enc) in [
+        (
+            "rsa_oaep_256_a256gcm",
+            KeyAlg::RsaOaep256,
+            ContentEnc::A256Gcm,
+        ),
+        (
+            "rsa_oaep_a128cbc_hs256",
+            KeyAlg::RsaOaep,
+            ContentEnc::A128CbcHs256,
+        ),
+    ] {
+        g.bench_function(format!("encrypt_{name}"), |b| {
+            b.iter(|| jwe::encrypt(black_box(&jwt), &public, alg, enc).unwrap())
+        });
+        let sealed = jwe::encrypt(&jwt, &public, alg, enc).unwrap();
+        g.bench_function(format!("decrypt_{name}"), |b| {
+            b.iter(|| jwe::decrypt(black_box(&sealed), &private).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, decode, encode, jwt_bench, jwe_bench);
 criterion_main!(benches);
