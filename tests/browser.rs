@@ -3,52 +3,15 @@
 //! `GET /api/botmeta/{botId}` for the name and icon, then messages with the SDK's extra fields.
 //! The pre-flight names `authorization` and is cached: one per URL, however many requests.
 
-use std::io::{BufRead, Read, Write};
-use std::process::{Command, Stdio};
+use std::io::{Read, Write};
+use std::process::Command;
 
 mod common;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hookbench"))
-}
-
-struct Sim {
-    child: std::process::Child,
-    info: serde_json::Value,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{bin, SimProcess as Sim};
 
 fn sim(record: &std::path::Path) -> Sim {
-    let mut child = bin()
-        .args([
-            "sim",
-            "--listen",
-            "127.0.0.1:0",
-            "--print-config",
-            "json",
-            "--log",
-            "error",
-        ])
-        .arg("--record")
-        .arg(record)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    Sim {
-        child,
-        info: serde_json::from_str(&line).unwrap(),
-    }
+    Sim::start(&[std::ffi::OsStr::new("--record"), record.as_os_str()])
 }
 
 fn token(sim: &Sim, user: &str) -> String {

@@ -3,15 +3,12 @@
 //! shards, the merged percentiles are those of the shards' histograms added, and a threshold
 //! that breaks only on the whole run breaks on the merge. Also the manifests of `kube`.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use hookbench::engine::load::metrics::{decode_hdr, hist};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hookbench"))
-}
+mod common;
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("hookbench-shards-{name}-{}", std::process::id()));
@@ -20,41 +17,10 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-struct Sim {
-    child: std::process::Child,
-    info: serde_json::Value,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{bin, SimProcess as Sim};
 
 fn sim() -> Sim {
-    let mut child = bin()
-        .args([
-            "sim",
-            "--listen",
-            "127.0.0.1:0",
-            "--print-config",
-            "json",
-            "--log",
-            "error",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    Sim {
-        child,
-        info: serde_json::from_str(&line).unwrap(),
-    }
+    Sim::start(&[])
 }
 
 /// The simulator's live sessions, from its metrics.

@@ -116,6 +116,18 @@ fn authenticate(
     verify_token(state, token)
 }
 
+/// The caller of a notification route: a known bot and a valid token in `auth`.
+fn admit(
+    state: &SimState,
+    bot: &str,
+    headers: &HeaderMap,
+) -> Result<super::state::VerifiedToken, Box<Response>> {
+    if bot != state.bot.id {
+        return Err(Box::new(error(Version::V2, ErrorKind::NotFound)));
+    }
+    authenticate(state, headers).map_err(|e| Box::new(auth_error(Version::V2, &e)))
+}
+
 fn invalid(why: String) -> Response {
     let mut r = error(Version::V2, ErrorKind::InvalidPayload);
     if let Ok(v) = HeaderValue::from_str(&why.replace(['\r', '\n'], " ")) {
@@ -273,12 +285,9 @@ async fn notify(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if bot != state.bot.id {
-        return error(Version::V2, ErrorKind::NotFound);
-    }
-    let caller = match authenticate(&state, &headers) {
+    let caller = match admit(&state, &bot, &headers) {
         Ok(t) => t,
-        Err(e) => return auth_error(Version::V2, &e),
+        Err(r) => return *r,
     };
     if !state.notifications.admit(Instant::now()) {
         return error(Version::V2, ErrorKind::TooManyRequests);
@@ -384,12 +393,9 @@ async fn status(
     Path((bot, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if bot != state.bot.id {
-        return error(Version::V2, ErrorKind::NotFound);
-    }
-    let caller = match authenticate(&state, &headers) {
+    let caller = match admit(&state, &bot, &headers) {
         Ok(t) => t,
-        Err(e) => return auth_error(Version::V2, &e),
+        Err(r) => return *r,
     };
     let jobs = state
         .notifications
