@@ -428,3 +428,68 @@ fn kube_manifests_validate_against_the_kubernetes_schemas() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A shard against a target that is not there does not say it ran its part: every turn failed
+/// in transport, so it exits 3 and says why, and a shard that ran says SHARD DONE, not PASSED.
+#[test]
+fn a_shard_against_a_missing_target_fails_and_a_good_one_is_done_not_passed() {
+    let dir = tmp("down");
+    let down = bin()
+        .args([
+            "run",
+            "scenarios/quickstart.yaml",
+            "--users",
+            "2",
+            "--iterations",
+            "2",
+        ])
+        .args([
+            "--shard",
+            "0/2",
+            "--run-id",
+            "down",
+            "--quiet",
+            "--no-color",
+        ])
+        .args(["--target", "http://127.0.0.1:9/chatbot/v2/webhook/st-x"])
+        .args(["--client-id", "a", "--client-secret", "b", "--out"])
+        .arg(dir.join("down"))
+        .output()
+        .unwrap();
+    assert_eq!(down.status.code(), Some(3));
+    let out = String::from_utf8_lossy(&down.stdout);
+    assert!(
+        out.contains("FAILED") && out.contains("shard: the target answered"),
+        "{out}"
+    );
+    let r = json(&dir.join("down/results.json"));
+    assert_eq!(r["verdict"]["outcome"], "unreachable");
+    let good = bin()
+        .args([
+            "run",
+            "scenarios/quickstart.yaml",
+            "--users",
+            "2",
+            "--iterations",
+            "2",
+        ])
+        .args([
+            "--shard",
+            "0/2",
+            "--run-id",
+            "up",
+            "--quiet",
+            "--no-color",
+            "--out",
+        ])
+        .arg(dir.join("up"))
+        .output()
+        .unwrap();
+    assert_eq!(good.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&good.stdout);
+    assert!(
+        out.contains("SHARD DONE") && !out.contains("PASSED"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

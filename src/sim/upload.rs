@@ -269,21 +269,10 @@ async fn one_shot(
     if let Err(r) = admit(&state, &bot, &channel, &req) {
         return *r;
     }
-    let fields = match read_fields(req, &["file"]).await {
-        Ok(f) => f,
-        Err(k) => return error(Version::V2, k),
-    };
-    let Some((part_name, data)) = &fields.file else {
-        return error(Version::V2, ErrorKind::InvalidPayload);
-    };
-    if data.len() as u64 > state.bot.settings.max_file_bytes {
-        return error(Version::V2, ErrorKind::TooLarge);
+    match one_file(&state, req, false).await {
+        Ok((id, _)) => json(StatusCode::OK, &json!({ "fileId": id })),
+        Err(r) => *r,
     }
-    let name = file_name(&fields, part_name.clone());
-    json(
-        StatusCode::OK,
-        &json!({ "fileId": register(&state, name, data.len() as u64) }),
-    )
 }
 
 /// The platform's public Upload File API: one multipart request (`file`, with optional
@@ -292,29 +281,37 @@ async fn one_shot(
 /// SHA-256 of the content, in hex. The one-shot attachment route above answers the same
 /// upload without the hash.
 async fn public_upload(State(state): State<Shared>, req: Request) -> Response {
-    let caller = authenticate(&state, req.headers());
-    if let Err(e) = caller {
+    if let Err(e) = authenticate(&state, req.headers()) {
         return auth_error(Version::V2, &e);
     }
-    let fields = match read_fields(req, &["file"]).await {
-        Ok(f) => f,
-        Err(k) => return error(Version::V2, k),
-    };
+    match one_file(&state, req, true).await {
+        Ok((id, hash)) => json(StatusCode::OK, &json!({ "fileId": id, "hash": hash })),
+        Err(r) => *r,
+    }
+}
+
+/// A whole file in one multipart request, within the size limit, registered: its fileId and,
+/// when asked, the SHA-256 of its content (hex).
+async fn one_file(
+    state: &SimState,
+    req: Request,
+    hashed: bool,
+) -> Result<(String, Option<String>), Box<Response>> {
+    let fields = read_fields(req, &["file"])
+        .await
+        .map_err(|k| Box::new(error(Version::V2, k)))?;
     let Some((part_name, data)) = &fields.file else {
-        return error(Version::V2, ErrorKind::InvalidPayload);
+        return Err(Box::new(error(Version::V2, ErrorKind::InvalidPayload)));
     };
     if data.len() as u64 > state.bot.settings.max_file_bytes {
-        return error(Version::V2, ErrorKind::TooLarge);
+        return Err(Box::new(error(Version::V2, ErrorKind::TooLarge)));
     }
-    let hash = {
+    let hash = hashed.then(|| {
         use sha2::Digest;
         format!("{:x}", sha2::Sha256::digest(data))
-    };
+    });
     let name = file_name(&fields, part_name.clone());
-    json(
-        StatusCode::OK,
-        &json!({ "fileId": register(&state, name, data.len() as u64), "hash": hash }),
-    )
+    Ok((register(state, name, data.len() as u64), hash))
 }
 
 fn file_name(fields: &Fields, part_name: Option<String>) -> String {

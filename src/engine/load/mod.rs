@@ -456,16 +456,28 @@ pub async fn run(
     // `hookbench merge` judges them on the merged data (a shard's share would pass or fail
     // them by its size, as k6's per-pod thresholds do).
     let measured = if load.shard.is_split() {
-        a.aborted
-            .iter()
-            .map(|why| verdict::Gate {
-                expr: "shard: no abort threshold broke".into(),
-                origin: verdict::GateOrigin::Run,
-                passed: false,
-                actual: why.clone(),
-                abort: true,
-            })
-            .collect()
+        let c = &a.total.counts;
+        // A shard whose every turn failed in transport did not run its part: the target was
+        // not there, and the pod says so (exit 3) instead of waiting for the merge to.
+        let answered = c.turns == 0 || c.failed_by_class.transport < c.turns;
+        let mut own = vec![verdict::Gate {
+            expr: "shard: the target answered".into(),
+            origin: verdict::GateOrigin::Run,
+            passed: answered,
+            actual: format!(
+                "{} of {} turns failed in transport",
+                c.failed_by_class.transport, c.turns
+            ),
+            abort: false,
+        }];
+        own.extend(a.aborted.iter().map(|why| verdict::Gate {
+            expr: "shard: no abort threshold broke".into(),
+            origin: verdict::GateOrigin::Run,
+            passed: false,
+            actual: why.clone(),
+            abort: true,
+        }));
+        own
     } else {
         gates.measure(&a.total, elapsed)
     };
