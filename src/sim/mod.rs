@@ -10,6 +10,7 @@ pub mod botmeta;
 pub mod conversation;
 pub mod delivery;
 pub mod faults;
+pub mod hot;
 pub mod metrics;
 pub mod notify;
 pub mod observe;
@@ -173,6 +174,8 @@ impl RunningSim {
         state.observer = config.observer.clone();
         let state = Arc::new(state);
         let mut router = server::router(state.clone());
+        // The hot routes skip the router only when it has no layer of its own to see them.
+        let hot = (config.observer.is_none() && config.record.is_none()).then(|| state.clone());
         if let Some(o) = &config.observer {
             router = router.layer(axum::middleware::from_fn_with_state(
                 o.clone(),
@@ -192,6 +195,7 @@ impl RunningSim {
             serve::serve(
                 listener,
                 router,
+                hot,
                 async {
                     let _ = rx.await;
                 },

@@ -3,6 +3,7 @@
 //! axum's own `serve` cannot do.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -14,6 +15,7 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 use super::server::DropConnection;
+use super::state::SimState;
 
 #[derive(Debug)]
 struct Dropped;
@@ -27,12 +29,14 @@ impl std::fmt::Display for Dropped {
 impl std::error::Error for Dropped {}
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open connections finish
-/// for up to `grace`. An HTTP/1.1 connection that has not sent a whole request head within
+/// for up to `grace`. With `hot`, messages and polls are answered by [`super::hot`] without
+/// the router (for a router with no extra layers: an observer or a recorder sees everything). An HTTP/1.1 connection that has not sent a whole request head within
 /// `idle` (when new, or between requests on keep-alive) is closed; HTTP/2 connections are
 /// pinged as often and closed when the ping goes unanswered.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    hot: Option<Arc<SimState>>,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
     idle: Duration,
@@ -64,13 +68,21 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
+        let hot = hot.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let router = router.clone();
+            let hot = hot.clone();
             async move {
-                let resp = router.oneshot(req.map(axum::body::Body::new)).await;
-                let resp = match resp {
-                    Ok(r) => r,
-                    Err(never) => match never {},
+                let req = match &hot {
+                    Some(state) => super::hot::answer(state, req).await,
+                    None => Err(req),
+                };
+                let resp = match req {
+                    Ok(answered) => answered,
+                    Err(req) => match router.oneshot(req.map(axum::body::Body::new)).await {
+                        Ok(r) => r,
+                        Err(never) => match never {},
+                    },
                 };
                 if resp.extensions().get::<DropConnection>().is_some() {
                     Err(Dropped)

@@ -96,6 +96,12 @@ async fn count(State(state): State<Shared>, req: Request, next: Next) -> Respons
         _ => Route::Other,
     };
     let resp = next.run(req).await;
+    counted(&state, route, &resp);
+    resp
+}
+
+/// Counts an answer on its route, or as a dropped connection.
+pub fn counted(state: &SimState, route: Route, resp: &Response) {
     if resp.extensions().get::<DropConnection>().is_some() {
         state
             .metrics
@@ -104,7 +110,6 @@ async fn count(State(state): State<Shared>, req: Request, next: Next) -> Respons
     } else {
         state.metrics.count(route, resp.status().as_u16());
     }
-    resp
 }
 
 async fn metrics(State(state): State<Shared>) -> Response {
@@ -147,7 +152,8 @@ async fn v1_first(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    message(s, Version::V1, bot, None, headers, read_message(body).await).await
+    let body = read_message(body).await;
+    message(&s, Version::V1, &bot, None, &headers, body).await
 }
 
 async fn v1_instance(
@@ -156,15 +162,8 @@ async fn v1_instance(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    message(
-        s,
-        Version::V1,
-        bot,
-        Some(inst),
-        headers,
-        read_message(body).await,
-    )
-    .await
+    let body = read_message(body).await;
+    message(&s, Version::V1, &bot, Some(&inst), &headers, body).await
 }
 
 async fn v2_first(
@@ -173,7 +172,8 @@ async fn v2_first(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    message(s, Version::V2, bot, None, headers, read_message(body).await).await
+    let body = read_message(body).await;
+    message(&s, Version::V2, &bot, None, &headers, body).await
 }
 
 async fn v2_instance(
@@ -182,15 +182,8 @@ async fn v2_instance(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    message(
-        s,
-        Version::V2,
-        bot,
-        Some(inst),
-        headers,
-        read_message(body).await,
-    )
-    .await
+    let body = read_message(body).await;
+    message(&s, Version::V2, &bot, Some(&inst), &headers, body).await
 }
 
 /// The most a message body may be (the platform publishes no limit; a gap).
@@ -199,7 +192,8 @@ const MESSAGE_LIMIT: usize = 2 * 1024 * 1024;
 const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Why a message body could not be had.
-enum BodyError {
+#[derive(Debug)]
+pub enum BodyError {
     /// Over [`MESSAGE_LIMIT`].
     TooLarge,
     /// The client stopped sending mid-body.
@@ -209,9 +203,14 @@ enum BodyError {
 /// The message body, up to [`MESSAGE_LIMIT`]. A body over it is still read to its end (up
 /// to [`DRAIN_LIMIT`], within 10 s) and dropped: a client still sending is not cut off
 /// mid-write (a broken pipe before it can read anything) and reads the 413 envelope.
-async fn read_message(body: Body) -> Result<Bytes, BodyError> {
+pub async fn read_message<B>(body: B) -> Result<Bytes, BodyError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+{
     use futures_util::StreamExt as _;
-    let mut stream = body.into_data_stream();
+    use http_body_util::BodyExt as _;
+    let stream = body.into_data_stream();
+    tokio::pin!(stream);
     // Most bodies come in one chunk: kept as it is, without a copy or an allocation; a
     // second chunk starts a buffer.
     let mut first: Option<Bytes> = None;
@@ -321,18 +320,18 @@ impl Parsed {
     }
 }
 
-async fn message(
-    state: Shared,
+/// A V1 or V2 message to the bot's first instance or a named one.
+pub async fn message(
+    state: &Shared,
     version: Version,
-    bot: String,
-    inst: Option<String>,
-    headers: HeaderMap,
+    bot: &str,
+    inst: Option<&str>,
+    headers: &HeaderMap,
     body: Result<Bytes, BodyError>,
 ) -> Response {
-    let response = answer(state.clone(), version, &bot, inst.as_deref(), headers, body).await;
+    let response = answer(state, version, bot, inst, headers, body).await;
     if response.status().is_client_error() || response.status().is_server_error() {
-        let bare =
-            resolve(&state, &bot, inst.as_deref()).is_some_and(|(_, i)| i.faults.bare_errors);
+        let bare = resolve(state, bot, inst).is_some_and(|(_, i)| i.faults.bare_errors);
         if bare && version == Version::V2 {
             return without_envelope_tags(response).await;
         }
@@ -361,18 +360,18 @@ async fn without_envelope_tags(response: Response) -> Response {
 }
 
 async fn answer(
-    state: Shared,
+    state: &Shared,
     version: Version,
     bot: &str,
     inst: Option<&str>,
-    headers: HeaderMap,
+    headers: &HeaderMap,
     body: Result<Bytes, BodyError>,
 ) -> Response {
     let arrived = Instant::now();
-    let Some((idx, instance)) = resolve(&state, bot, inst) else {
+    let Some((idx, instance)) = resolve(state, bot, inst) else {
         return error(version, ErrorKind::NotFound);
     };
-    let verified = match authenticate(&state, &headers) {
+    let verified = match authenticate(state, headers) {
         Ok(ok) => ok,
         Err(e) => return auth_error(version, &e),
     };
@@ -427,7 +426,7 @@ async fn answer(
     let attachment_names = match &d.input {
         Input::Text { attachments, .. } => attachments
             .iter()
-            .map(|a| attachment_name(&state, a))
+            .map(|a| attachment_name(state, a))
             .collect(),
         _ => Vec::new(),
     };
@@ -452,9 +451,9 @@ async fn answer(
             }
         }
         Mode::Sync if version == Version::V2 && instance.polling => {
-            let body = start_poll_chain(&state, Owner::of(&verified), idx, &user, turn, arrived);
+            let body = start_poll_chain(state, Owner::of(&verified), idx, &user, turn, arrived);
             if latency > instance.sync_timeout {
-                return timed_out(&state, version, instance.sync_timeout).await;
+                return timed_out(state, version, instance.sync_timeout).await;
             }
             crate::common::pause_until(arrived + latency).await;
             json(StatusCode::OK, &body)
@@ -462,12 +461,12 @@ async fn answer(
         Mode::Sync => {
             let work = latency + turn.total_delay();
             if work > instance.sync_timeout {
-                return timed_out(&state, version, instance.sync_timeout).await;
+                return timed_out(state, version, instance.sync_timeout).await;
             }
             crate::common::pause_until(arrived + work).await;
             match version {
-                Version::V1 => json(StatusCode::OK, &v1_body(&state, &turn.segments, None)),
-                Version::V2 => json(StatusCode::OK, &v2_body(&state, &turn.segments, &user)),
+                Version::V1 => json(StatusCode::OK, &v1_body(state, &turn.segments, None)),
+                Version::V2 => json(StatusCode::OK, &v2_body(state, &turn.segments, &user)),
             }
         }
     };
@@ -566,10 +565,20 @@ async fn poll(
     Path((bot, poll_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
+    poll_answer(&state, &bot, &poll_id, &headers).await
+}
+
+/// The next batch of a pollId's messages, or that they are not ready yet.
+pub async fn poll_answer(
+    state: &Shared,
+    bot: &str,
+    poll_id: &str,
+    headers: &HeaderMap,
+) -> Response {
     if bot != state.bot.id {
         return error(Version::V2, ErrorKind::NotFound);
     }
-    let token = match authenticate(&state, &headers) {
+    let token = match authenticate(state, headers) {
         Ok(t) => t,
         Err(e) => return auth_error(Version::V2, &e),
     };
@@ -577,18 +586,18 @@ async fn poll(
     let (body, instance) = {
         let mut polls = state.polls.lock().unwrap_or_else(|p| p.into_inner());
         // A batch is its owner's: anyone else is told there is nothing, and the batch stays.
-        if !polls.get(&poll_id).is_some_and(|e| e.owner.admits(&token)) {
+        if !polls.get(poll_id).is_some_and(|e| e.owner.admits(&token)) {
             drop(polls);
             return error(Version::V2, ErrorKind::NoDataFound);
         }
-        let Some(mut entry) = polls.remove(&poll_id) else {
+        let Some(mut entry) = polls.remove(poll_id) else {
             drop(polls);
             return error(Version::V2, ErrorKind::NoDataFound);
         };
         let instance = entry.instance;
         if entry.segments.front().is_some_and(|(t, _)| *t > now) {
-            polls.insert(poll_id.clone(), entry);
-            (v2::Response::in_progress(poll_id), instance)
+            polls.insert(poll_id.to_string(), entry);
+            (v2::Response::in_progress(poll_id.to_string()), instance)
         } else {
             let one_batch = state.bot.instances[instance as usize].faults.poll_one_batch;
             let mut ready = Vec::new();
@@ -598,7 +607,7 @@ async fn poll(
                     break;
                 }
             }
-            let mut body = v2_body(&state, &ready, &entry.user);
+            let mut body = v2_body(state, &ready, &entry.user);
             if !entry.segments.is_empty() {
                 let id = ids::poll_id();
                 body.poll_id = Some(id.clone());
@@ -607,7 +616,7 @@ async fn poll(
             } else if state.bot.instances[instance as usize].faults.poll_redeliver {
                 // The `poll_redeliver` fault: the same pollId answers the same messages again.
                 entry.segments = ready.into_iter().map(|s| (now, s)).collect();
-                polls.insert(poll_id.clone(), entry);
+                polls.insert(poll_id.to_string(), entry);
             }
             (body, instance)
         }
