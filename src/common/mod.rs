@@ -7,6 +7,7 @@ pub mod files;
 pub mod node;
 pub mod procfs;
 pub mod prometheus;
+pub mod short;
 
 pub use duration::{pause, pause_until, Delay, DurationSpec};
 

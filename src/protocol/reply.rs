@@ -181,8 +181,14 @@ impl Lean {
 
 /// True when `text` may hold a `\uD800`–`\uDFFF` escape (a surrogate, paired or not).
 fn has_surrogate_escape(text: &str) -> bool {
-    text.match_indices("\\u").any(|(i, _)| {
-        let rest = &text.as_bytes()[i + 2..];
+    // A char pattern is searched with memchr; the two-byte string pattern was a tenth of a
+    // microsecond per reply.
+    text.match_indices('\\').any(|(i, _)| {
+        let rest = &text.as_bytes()[i + 1..];
+        if rest.first() != Some(&b'u') {
+            return false;
+        }
+        let rest = &rest[1..];
         rest.first().is_some_and(|c| c.eq_ignore_ascii_case(&b'd'))
             && rest
                 .get(1)

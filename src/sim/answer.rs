@@ -1,14 +1,13 @@
 //! How the simulator answers: JSON bodies, the documented error envelopes, and the token
 //! check every route starts with. Shared by the message, poll and upload routes.
 
-use std::sync::Arc;
-
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::bot::JweMode;
 use super::state::{SimState, VerifiedToken};
+use crate::common::short::ShortStr;
 use crate::protocol::jwt::{self, JwtError};
 use crate::protocol::{ErrorEnvelope, ErrorKind, Version};
 
@@ -102,7 +101,7 @@ pub fn verify_token(state: &SimState, token: &str) -> Result<VerifiedToken, JwtE
     let (_, claims) = jwt::verify_peeked(token, alg, claims, key, &app.policy)?;
     let verified = VerifiedToken {
         app: app_index,
-        identity: claims.user_identity.as_deref().map(Arc::from),
+        identity: claims.user_identity.as_deref().map(ShortStr::from),
         lifetime: claims.lifetime(),
     };
     if app.policy.require_jti {

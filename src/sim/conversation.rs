@@ -2,6 +2,7 @@
 //! input, as a [`Turn`] of timed segments. No I/O and no clock waits here: the server decides
 //! how a turn is delivered (one response, a poll chain, or async POSTs).
 
+use crate::common::short::ShortStr;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
@@ -121,8 +122,8 @@ const SHARDS: usize = 64;
 type Hasher = foldhash::fast::RandomState;
 
 /// hashbrown for `entry_ref`: finding or making a session is one probe of the table, and the
-/// key is copied only when the session is new.
-type Shard = Mutex<hashbrown::HashMap<String, SessionState, Hasher>>;
+/// key is copied only when the session is new, into the table itself when it is short.
+type Shard = Mutex<hashbrown::HashMap<ShortStr, SessionState, Hasher>>;
 
 /// All sessions of one bot: per channel instance, maps keyed by `from.id`, sharded so
 /// concurrent users rarely share a lock (and looked up by `&str`, without allocating).
@@ -207,9 +208,12 @@ impl Sessions {
             });
             return turn;
         }
-        let session = shard
-            .entry_ref(ctx.user_id)
-            .or_insert_with(|| SessionState::new(now));
+        let session = match shard.entry_ref(ctx.user_id) {
+            hashbrown::hash_map::EntryRef::Occupied(o) => o.into_mut(),
+            hashbrown::hash_map::EntryRef::Vacant(v) => {
+                v.insert_with_key(ShortStr::from(ctx.user_id), SessionState::new(now))
+            }
+        };
         if ctx.new_session
             || matches!(input, Input::Event(Event::OnConnect))
             || now.duration_since(session.last_seen) >= bot.settings.session_idle

@@ -1,5 +1,6 @@
 //! Everything the simulator keeps between requests.
 
+use crate::common::short::ShortStr;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -89,8 +90,8 @@ pub struct FileMeta {
 pub struct VerifiedToken {
     /// Index of the app in `bot.apps`.
     pub app: usize,
-    /// `userIdentity`.
-    pub identity: Option<Arc<str>>,
+    /// `userIdentity` (inline when short: no heap block per cached token).
+    pub identity: Option<ShortStr>,
     /// Re-checked on every use.
     pub lifetime: Lifetime,
 }
