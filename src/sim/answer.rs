@@ -65,7 +65,8 @@ pub fn authenticate(state: &SimState, headers: &HeaderMap) -> Result<VerifiedTok
 /// scheme) as [`authenticate`] does.
 pub fn verify_token(state: &SimState, token: &str) -> Result<VerifiedToken, JwtError> {
     let cache_key = state.token_key(token);
-    if let Some(hit) = state.cached_token(&cache_key) {
+    let seen = state.token_seen(&cache_key);
+    if let Some(hit) = seen.then(|| state.cached_token(&cache_key)).flatten() {
         let policy = &state.bot.apps[hit.app].policy;
         jwt::check_lifetime(&hit.lifetime, policy, unix_now())?;
         return Ok(hit);
@@ -111,7 +112,7 @@ pub fn verify_token(state: &SimState, token: &str) -> Result<VerifiedToken, JwtE
         if !state.use_jti(&app.client_id, jti, exp) {
             return Err(JwtError::Replay);
         }
-    } else {
+    } else if seen {
         state.cache_token(&cache_key, verified.clone());
     }
     Ok(verified)

@@ -2,6 +2,7 @@
 
 use crate::common::short::ShortStr;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -98,6 +99,50 @@ pub struct VerifiedToken {
 
 const TOKEN_SHARDS: usize = 16;
 const TOKEN_SHARD_CAP: usize = 8192;
+/// The doorkeeper's bits: 2^20 (128 KiB, small enough to stay in a core's cache).
+const DOOR_BITS: usize = 1 << 20;
+/// Marks after which the doorkeeper starts over (1/8 of its bits: at most that share of
+/// never-seen tokens pass it as seen).
+const DOOR_RESET: usize = DOOR_BITS / 8;
+
+/// The tokens seen once lately, as bits of their digests (the "doorkeeper" of TinyLFU): a
+/// token enters the verified-token cache on its second use. A capacity test that gives every
+/// conversation a new user sends most tokens once; caching those meant a miss and an insert in
+/// a table of megabytes on every request, and a table of tokens never seen again.
+#[derive(Debug)]
+struct Doorkeeper {
+    bits: Vec<AtomicU64>,
+    marked: AtomicUsize,
+}
+
+impl Doorkeeper {
+    fn new() -> Self {
+        Self {
+            bits: (0..DOOR_BITS / 64).map(|_| AtomicU64::new(0)).collect(),
+            marked: AtomicUsize::new(0),
+        }
+    }
+
+    /// Marks `key`; true when it was marked already (seen before since the last reset, or
+    /// another token's mark: then it is cached on its first use, as before the doorkeeper).
+    fn pass(&self, key: &TokenKey) -> bool {
+        // Bits 32..52 of the digest: the shard uses the lowest, the map the highest 64.
+        let bit = ((key.digest as u64) >> 32) as usize % DOOR_BITS;
+        let (word, mask) = (&self.bits[bit / 64], 1u64 << (bit % 64));
+        if word.load(Relaxed) & mask != 0 {
+            return true;
+        }
+        word.fetch_or(mask, Relaxed);
+        if self.marked.fetch_add(1, Relaxed) + 1 >= DOOR_RESET {
+            // Racing markers may lose a mark: that token is verified once more, no worse.
+            self.marked.store(0, Relaxed);
+            for w in &self.bits {
+                w.store(0, Relaxed);
+            }
+        }
+        false
+    }
+}
 
 /// Where a token's verification is kept: its keyed digest and the cache shard it falls in.
 #[derive(Debug, Clone, Copy)]
@@ -155,6 +200,8 @@ pub struct SimState {
     tokens: Vec<Mutex<TokenMap>>,
     /// The digest's secret key, drawn at start from a cryptographic generator.
     token_secret: (u64, u64),
+    /// Which tokens were seen once lately: only a second use enters the cache.
+    doorkeeper: Doorkeeper,
     /// Counters.
     pub metrics: Metrics,
     /// Client for async deliveries.
@@ -180,6 +227,7 @@ impl SimState {
                 .map(|_| Mutex::new(TokenMap::default()))
                 .collect(),
             token_secret: rand::random(),
+            doorkeeper: Doorkeeper::new(),
             metrics: Metrics::default(),
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(64)
@@ -203,6 +251,12 @@ impl SimState {
             digest,
             shard: (digest as usize) % TOKEN_SHARDS,
         }
+    }
+
+    /// Marks a token as seen; true when it was seen lately, so it may be in the cache and
+    /// belongs there once verified.
+    pub fn token_seen(&self, key: &TokenKey) -> bool {
+        self.doorkeeper.pass(key)
     }
 
     /// A token verified before. Signature checks dominate the cost of a request, and a user
@@ -306,5 +360,52 @@ mod tests {
         assert_eq!(state.files.lock().unwrap().len(), 1);
         state.sweep(now + state.bot.settings.session_idle, 0.0);
         assert!(state.files.lock().unwrap().is_empty());
+    }
+
+    fn verified() -> VerifiedToken {
+        VerifiedToken {
+            app: 0,
+            identity: Some(ShortStr::from("u-1")),
+            lifetime: Lifetime::default(),
+        }
+    }
+
+    #[test]
+    fn a_token_is_cached_from_its_second_use() {
+        let state = SimState::new(Bot::demo());
+        let key = state.token_key("a.b.c");
+        assert!(!state.token_seen(&key), "first use: not seen");
+        assert!(state.token_seen(&key), "second use: seen");
+        assert!(state.token_seen(&key));
+        let other = state.token_key("a.b.d");
+        assert!(!state.token_seen(&other), "another token is not marked");
+        state.cache_token(&key, verified());
+        let hit = state.cached_token(&key).expect("cached");
+        assert_eq!(hit.identity.as_deref(), Some("u-1"));
+        assert!(state.cached_token(&other).is_none());
+    }
+
+    #[test]
+    fn the_doorkeeper_starts_over_after_an_eighth_of_its_bits() {
+        let door = Doorkeeper::new();
+        let key = |i: u64| TokenKey {
+            digest: u128::from(i) << 32,
+            shard: 0,
+        };
+        assert!(!door.pass(&key(0)));
+        for i in 1..DOOR_RESET as u64 - 1 {
+            assert!(!door.pass(&key(i)), "distinct bits are not seen");
+        }
+        assert!(door.pass(&key(0)), "marks stay until the reset");
+        // The last mark before the reset empties every bit.
+        assert!(!door.pass(&key(DOOR_RESET as u64)));
+        assert!(!door.pass(&key(0)), "marks are gone after the reset");
+        assert!(
+            door.bits
+                .iter()
+                .map(|w| w.load(Relaxed).count_ones())
+                .sum::<u32>()
+                == 1
+        );
     }
 }

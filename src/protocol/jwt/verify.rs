@@ -285,7 +285,7 @@ pub fn check_claims(claims: &Claims, policy: &VerifyPolicy, now: f64) -> Result<
 
 /// The claims re-checked on every use of a token whose signature was verified before: its
 /// times, whether it has a `jti`, and the anonymous flag.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Lifetime {
     /// Issued at.
     pub iat: Option<NumericDate>,
