@@ -73,7 +73,7 @@ pub struct Lean {
 #[derive(Deserialize)]
 struct Fields<'a> {
     #[serde(borrow, default)]
-    data: Option<Vec<&'a RawValue>>,
+    data: Option<Vec<DataItem<'a>>>,
     #[serde(borrow, default)]
     text: Option<&'a RawValue>,
     #[serde(borrow, default)]
@@ -92,12 +92,102 @@ struct Fields<'a> {
     status: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
-struct Item<'a> {
-    #[serde(borrow, default, rename = "type")]
-    kind: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    val: Option<&'a RawValue>,
+/// An element of V2 `data`, read in the same pass as the body: an object's `type` and `val`
+/// (other keys skipped), or nothing for any other JSON value. A repeated `type` or `val` is an
+/// error, as for a derived struct, so such a body goes to the whole reader.
+enum DataItem<'a> {
+    Message {
+        kind: Option<&'a RawValue>,
+        val: Option<&'a RawValue>,
+    },
+    NotAnObject,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for DataItem<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(DataItemVisitor)
+    }
+}
+
+struct DataItemVisitor;
+
+/// A key of a `data` element, matched without copying it (escaped keys are unescaped first).
+enum ItemKey {
+    Type,
+    Val,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for ItemKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl serde::de::Visitor<'_> for KeyVisitor {
+            type Value = ItemKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<ItemKey, E> {
+                Ok(match v {
+                    "type" => ItemKey::Type,
+                    "val" => ItemKey::Val,
+                    _ => ItemKey::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(KeyVisitor)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DataItemVisitor {
+    type Value = DataItem<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        use serde::de::{Error, IgnoredAny};
+        let (mut kind, mut val) = (None, None);
+        while let Some(key) = m.next_key::<ItemKey>()? {
+            let (slot, name) = match key {
+                ItemKey::Type => (&mut kind, "type"),
+                ItemKey::Val => (&mut val, "val"),
+                ItemKey::Other => {
+                    m.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            if slot.is_some() {
+                return Err(A::Error::duplicate_field(name));
+            }
+            *slot = Some(m.next_value::<&'de RawValue>()?);
+        }
+        Ok(DataItem::Message { kind, val })
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+        while s.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(DataItem::NotAnObject)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(DataItem::NotAnObject)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(DataItem::NotAnObject)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(DataItem::NotAnObject)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(DataItem::NotAnObject)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(DataItem::NotAnObject)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(DataItem::NotAnObject)
+    }
 }
 
 /// A JSON string's value (`None` for anything else), borrowed when it has no escapes.
@@ -146,15 +236,16 @@ impl Lean {
         };
         match version {
             Version::V2 => {
-                for raw in f.data.iter().flatten() {
+                for item in f.data.iter().flatten() {
                     l.count += 1;
-                    // A struct also reads from an array; only objects are messages with a type.
-                    if !raw.get().starts_with('{') {
+                    let DataItem::Message {
+                        kind,
+                        val: Some(val),
+                    } = item
+                    else {
                         continue;
-                    }
-                    let item: Item<'_> = serde_json::from_str(raw.get()).ok()?;
-                    let Some(val) = item.val else { continue };
-                    match item.kind.map(RawValue::get) {
+                    };
+                    match kind.map(RawValue::get) {
                         Some(r#""form""#) => {
                             let v = tree(val);
                             l.form = v.get("formDef").cloned().or(Some(v));
@@ -480,6 +571,20 @@ mod tests {
         let dup = br#"{"data": [], "data": [{"type": "text", "val": "z"}]}"#;
         let b = Body::parse(dup, Version::V2, false).unwrap();
         assert!(matches!(b, Body::Tree(_)));
+        // So does one inside a message (its last value is the message's for the whole reader).
+        let dup = br#"{"data": [{"type": "text", "val": "a", "val": "b"}, 7, [1], null]}"#;
+        let b = Body::parse(dup, Version::V2, false).unwrap();
+        assert!(matches!(b, Body::Tree(_)));
+        let mut r = Reply::default();
+        r.push(b, Version::V2);
+        assert_eq!((r.texts, r.message_count), (vec!["b".to_string()], 4));
+        // Other values in `data` count as messages without a text, both ways.
+        let odd = br#"{"data": [{"typ\u0065": "text", "val": "a"}, 7, [1], null, "s"]}"#;
+        let lean = Body::parse(odd, Version::V2, false).unwrap();
+        assert!(matches!(lean, Body::Lean(_)));
+        let mut r = Reply::default();
+        r.push(lean, Version::V2);
+        assert_eq!((r.texts, r.message_count), (vec!["a".to_string()], 5));
         let e = Body::parse(b"[1, 2]", Version::V2, false).unwrap_err();
         assert!(e.0.starts_with("expected a JSON object, got [1,2]"), "{e}");
         let e = Body::parse(b"<html>", Version::V2, false).unwrap_err();

@@ -489,18 +489,36 @@ impl Signer {
             out.push_str(&token);
             return Ok(out);
         };
+        thread_local! {
+            /// The claims' JSON of the token being signed: one buffer per thread, reused.
+            static PAYLOAD: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let payload =
-            serde_json::to_vec(claims).map_err(|e| JwtError::InvalidKey(e.to_string()))?;
-        out.reserve(header.len() + payload.len() * 4 / 3 + 96);
-        let start = out.len();
-        out.push_str(header);
-        out.push('.');
-        b64.encode_string(&payload, &mut out);
-        let tag = mac.tag(&out.as_bytes()[start..]);
-        out.push('.');
-        b64.encode_string(tag, &mut out);
-        Ok(out)
+        let invalid = |e: &dyn std::fmt::Display| JwtError::InvalidKey(e.to_string());
+        PAYLOAD.with_borrow_mut(|payload| {
+            payload.clear();
+            serde_json::to_writer(&mut *payload, claims).map_err(|e| invalid(&e))?;
+            // Base64 straight into the token's bytes, sized once (the string encoder goes
+            // through a chunked writer).
+            let mut token = std::mem::take(&mut out).into_bytes();
+            let start = token.len();
+            let payload_len = base64::encoded_len(payload.len(), false).unwrap_or(0);
+            token.reserve(header.len() + payload_len + 2 + 86);
+            token.extend_from_slice(header.as_bytes());
+            token.push(b'.');
+            let at = token.len();
+            token.resize(at + payload_len, 0);
+            b64.encode_slice(&payload[..], &mut token[at..])
+                .map_err(|e| invalid(&e))?;
+            let tag = mac.tag(&token[start..]);
+            let tag: &[u8] = tag.as_ref();
+            token.push(b'.');
+            let at = token.len();
+            token.resize(at + base64::encoded_len(tag.len(), false).unwrap_or(0), 0);
+            b64.encode_slice(tag, &mut token[at..])
+                .map_err(|e| invalid(&e))?;
+            String::from_utf8(token).map_err(|e| invalid(&e))
+        })
     }
 }
 
