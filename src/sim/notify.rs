@@ -12,9 +12,8 @@
 //! per bot over rolling windows, answer 429. What is POSTed to POST_URL is not documented
 //! ([gap]): the V2 async delivery shape, with `endOfMessage`.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -26,71 +25,19 @@ use serde_json::{json, Map, Value};
 
 use super::answer::{auth_error, error, json, verify_token};
 use super::bot::Mode;
-use super::state::{Owner, SimState};
+use super::state::{Job, Log, Owner, SimState, MAX_JOBS};
+pub use super::state::{PER_HOUR, PER_MINUTE};
 use crate::protocol::jwt::JwtError;
 use crate::protocol::{ids, ErrorKind, Version};
 
 type Shared = Arc<SimState>;
 
-/// Calls a bot may make in a rolling minute.
-pub const PER_MINUTE: usize = 600;
-/// Calls a bot may make in a rolling hour.
-pub const PER_HOUR: usize = 18_000;
 /// Identities in one call.
 pub const MAX_IDENTITIES: usize = 1000;
 /// Parameters of one identity.
 pub const MAX_PARAMETERS: usize = 20;
 /// Characters of one parameter's value.
 pub const MAX_PARAMETER_CHARS: usize = 200;
-/// Jobs kept for their status (the oldest go first).
-const MAX_JOBS: usize = 10_000;
-
-/// One identity's outcome.
-#[derive(Debug, Clone)]
-struct Log {
-    email: String,
-    status: &'static str,
-    comments: &'static str,
-}
-
-/// A notification job.
-#[derive(Debug)]
-struct Job {
-    owner: Owner,
-    created: String,
-    logs: Vec<Log>,
-}
-
-/// The notification API's state: jobs and the calls in the last hour.
-#[derive(Debug, Default)]
-pub struct Notifications {
-    jobs: Mutex<(HashMap<String, Job>, VecDeque<String>)>,
-    calls: Mutex<VecDeque<Instant>>,
-}
-
-impl Notifications {
-    /// Counts a call; false when a rolling window is full (429).
-    fn admit(&self, now: Instant) -> bool {
-        let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
-        while calls
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(3600))
-        {
-            calls.pop_front();
-        }
-        let minute = calls
-            .iter()
-            .rev()
-            .take_while(|t| now.duration_since(**t) < Duration::from_secs(60))
-            .count();
-        if minute >= PER_MINUTE || calls.len() >= PER_HOUR {
-            return false;
-        }
-        calls.push_back(now);
-        true
-    }
-}
-
 /// The routes.
 pub fn routes() -> Router<Shared> {
     Router::new()
@@ -427,36 +374,4 @@ async fn status(
             "createdOn": job.created,
         }),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_published_limits_apply_over_rolling_windows() {
-        let n = Notifications::default();
-        let t0 = Instant::now();
-        for i in 0..PER_MINUTE {
-            assert!(n.admit(t0 + Duration::from_millis(i as u64)), "call {i}");
-        }
-        assert!(
-            !n.admit(t0 + Duration::from_secs(1)),
-            "601st call in a minute"
-        );
-        // A minute later the window has moved on.
-        assert!(n.admit(t0 + Duration::from_secs(61)));
-        // 18,000 in an hour: thirty full minutes of 600.
-        let n = Notifications::default();
-        for m in 0..30u64 {
-            for i in 0..PER_MINUTE as u64 {
-                assert!(n.admit(t0 + Duration::from_secs(m * 61) + Duration::from_millis(i)));
-            }
-        }
-        assert!(
-            !n.admit(t0 + Duration::from_secs(30 * 61)),
-            "over 18,000 in an hour"
-        );
-        assert!(n.admit(t0 + Duration::from_secs(3600 + 61)));
-    }
 }

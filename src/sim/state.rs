@@ -179,6 +179,62 @@ struct Bucket {
     last: Instant,
 }
 
+// Proactive notifications (`notify.rs` serves them): the jobs and the calls counted against
+// the published limits, kept here with the rest of the simulator's state.
+
+/// Calls a bot may make in a rolling minute.
+pub const PER_MINUTE: usize = 600;
+/// Calls a bot may make in a rolling hour.
+pub const PER_HOUR: usize = 18_000;
+/// Jobs kept for their status (the oldest go first).
+pub const MAX_JOBS: usize = 10_000;
+
+/// One identity's outcome.
+#[derive(Debug, Clone)]
+pub struct Log {
+    pub email: String,
+    pub status: &'static str,
+    pub comments: &'static str,
+}
+
+/// A notification job.
+#[derive(Debug)]
+pub struct Job {
+    pub owner: Owner,
+    pub created: String,
+    pub logs: Vec<Log>,
+}
+
+/// The notification API's state: jobs and the calls in the last hour.
+#[derive(Debug, Default)]
+pub struct Notifications {
+    pub jobs: Mutex<(HashMap<String, Job>, VecDeque<String>)>,
+    calls: Mutex<VecDeque<Instant>>,
+}
+
+impl Notifications {
+    /// Counts a call; false when a rolling window is full (429).
+    pub fn admit(&self, now: Instant) -> bool {
+        let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
+        while calls
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(3600))
+        {
+            calls.pop_front();
+        }
+        let minute = calls
+            .iter()
+            .rev()
+            .take_while(|t| now.duration_since(**t) < Duration::from_secs(60))
+            .count();
+        if minute >= PER_MINUTE || calls.len() >= PER_HOUR {
+            return false;
+        }
+        calls.push_back(now);
+        true
+    }
+}
+
 /// Shared state of a running simulator.
 #[derive(Debug)]
 pub struct SimState {
@@ -209,7 +265,7 @@ pub struct SimState {
     /// Sees every async delivery (certification mode).
     pub observer: Option<Arc<dyn super::observe::Observer>>,
     /// Proactive notification jobs and the calls that count against their limits.
-    pub notifications: super::notify::Notifications,
+    pub notifications: Notifications,
 }
 
 impl SimState {
@@ -407,5 +463,32 @@ mod tests {
                 .sum::<u32>()
                 == 1
         );
+    }
+
+    #[test]
+    fn the_published_limits_apply_over_rolling_windows() {
+        let n = Notifications::default();
+        let t0 = Instant::now();
+        for i in 0..PER_MINUTE {
+            assert!(n.admit(t0 + Duration::from_millis(i as u64)), "call {i}");
+        }
+        assert!(
+            !n.admit(t0 + Duration::from_secs(1)),
+            "601st call in a minute"
+        );
+        // A minute later the window has moved on.
+        assert!(n.admit(t0 + Duration::from_secs(61)));
+        // 18,000 in an hour: thirty full minutes of 600.
+        let n = Notifications::default();
+        for m in 0..30u64 {
+            for i in 0..PER_MINUTE as u64 {
+                assert!(n.admit(t0 + Duration::from_secs(m * 61) + Duration::from_millis(i)));
+            }
+        }
+        assert!(
+            !n.admit(t0 + Duration::from_secs(30 * 61)),
+            "over 18,000 in an hour"
+        );
+        assert!(n.admit(t0 + Duration::from_secs(3600 + 61)));
     }
 }

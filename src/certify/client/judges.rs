@@ -25,29 +25,6 @@ pub struct Expect {
     pub client_id: String,
 }
 
-pub(super) fn miss(
-    r: &Rec,
-    field: &str,
-    expected: impl Into<String>,
-    actual: impl Into<String>,
-) -> Miss {
-    Miss::Failed(Mismatch {
-        exchange: Some(r.n as usize),
-        field: field.into(),
-        expected: expected.into(),
-        actual: actual.into(),
-    })
-}
-
-pub(super) fn general(field: &str, expected: impl Into<String>, actual: impl Into<String>) -> Miss {
-    Miss::Failed(Mismatch {
-        exchange: None,
-        field: field.into(),
-        expected: expected.into(),
-        actual: actual.into(),
-    })
-}
-
 impl Recording {
     pub(super) fn channel(&self) -> impl Iterator<Item = &Rec> {
         self.recs.iter().filter(|r| r.kind != Kind::Other)

@@ -1,6 +1,6 @@
 //! Client checks on polling, retries, uploads and the async receiver.
 
-use super::judges::{general, miss};
+use super::recorder::{general, miss};
 use super::*;
 
 pub(super) fn one_in_flight(rec: &Recording) -> Judgement {

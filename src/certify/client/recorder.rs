@@ -493,3 +493,28 @@ pub(super) fn closest(plan: &Plan, cursor: usize, r: &Rec) -> String {
         None => "the plan was already done".into(),
     }
 }
+
+/// A finding about one recorded request.
+pub(super) fn miss(
+    r: &Rec,
+    field: &str,
+    expected: impl Into<String>,
+    actual: impl Into<String>,
+) -> Miss {
+    Miss::Failed(Mismatch {
+        exchange: Some(r.n as usize),
+        field: field.into(),
+        expected: expected.into(),
+        actual: actual.into(),
+    })
+}
+
+/// A finding about the recording as a whole.
+pub(super) fn general(field: &str, expected: impl Into<String>, actual: impl Into<String>) -> Miss {
+    Miss::Failed(Mismatch {
+        exchange: None,
+        field: field.into(),
+        expected: expected.into(),
+        actual: actual.into(),
+    })
+}
