@@ -389,29 +389,8 @@ fn a_failed_certificate_is_written_but_does_not_verify() {
         ),
     );
     // `certify channel` has no --bot: drive a simulator the CLI's way, through --target.
-    let sim = bin()
-        .args([
-            "sim",
-            "--listen",
-            "127.0.0.1:0",
-            "--print-config",
-            "json",
-            "--log",
-            "error",
-            "--bot",
-        ])
-        .arg(&bot)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut sim = KillOnDrop(sim);
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(sim.0.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let cfg: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let sim = common::SimProcess::start(&[std::ffi::OsStr::new("--bot"), bot.as_os_str()]);
+    let cfg = &sim.info;
     let out = dir.join("bundle");
     let r = bin()
         .args([
@@ -445,15 +424,6 @@ fn a_failed_certificate_is_written_but_does_not_verify() {
     assert!(html.contains("not a certificate of conformance"));
     drop(sim);
     let _ = std::fs::remove_dir_all(dir);
-}
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

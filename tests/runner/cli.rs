@@ -381,7 +381,6 @@ fn symlink_loops_end_the_walk_and_endless_files_are_refused() {
 /// simulator; the construct hookbench has no equivalent for is listed and fails the import.
 #[test]
 fn botium_convos_convert_and_pass_against_the_simulator() {
-    use std::io::BufRead;
     let dir = std::env::temp_dir().join(format!("hookbench-botium-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let src = dir.join("project");
@@ -395,25 +394,8 @@ fn botium_convos_convert_and_pass_against_the_simulator() {
     ] {
         std::fs::copy(fixtures.join(f), src.join(f)).unwrap();
     }
-    let mut sim = bin()
-        .args([
-            "sim",
-            "--listen",
-            "127.0.0.1:0",
-            "--print-config",
-            "json",
-            "--log",
-            "error",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(sim.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let info: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let sim = crate::common::SimProcess::start(&[]);
+    let info = &sim.info;
     let botium = serde_json::json!({"botium": {"Capabilities": {
         "PROJECTNAME": "demo", "CONTAINERMODE": "koreai-webhook",
         "KOREAI_WEBHOOK_URL": info["instances"][0]["v2_url"],
@@ -481,7 +463,6 @@ fn botium_convos_convert_and_pass_against_the_simulator() {
         err.contains("unsupported.convo.txt:8: skipped: `INTENT` asserter"),
         "{err}"
     );
-    let _ = sim.kill();
-    let _ = sim.wait();
+    drop(sim);
     let _ = std::fs::remove_dir_all(&dir);
 }

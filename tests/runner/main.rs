@@ -2,4 +2,6 @@
 
 mod behaviour;
 mod cli;
+#[path = "../common/mod.rs"]
+mod common;
 mod validation;
