@@ -87,6 +87,10 @@ pub enum Error {
     /// Shard results that cannot be merged.
     #[error(transparent)]
     Merge(#[from] crate::engine::load::merge::MergeError),
+    /// A scenario and command line that do not make a plan: every diagnostic, each pointing at
+    /// its file, line and column or its flag.
+    #[error("{}\n\n{} found", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n\n"), crate::common::count(.0.len() as u64, "error", "errors"))]
+    Plan(Vec<crate::common::diag::Diag>),
 }
 
 impl Error {
@@ -101,13 +105,18 @@ impl Error {
             | Error::Setup(_)
             | Error::Bot(_)
             | Error::Url(_)
-            | Error::Merge(_) => Exit::Usage,
+            | Error::Merge(_)
+            | Error::Plan(_) => Exit::Usage,
         }
     }
 }
 
 /// Reports `e` on stderr and gives its exit code.
 pub fn fail(e: &Error) -> Exit {
-    eprintln!("error: {e}");
+    match e {
+        // Each diagnostic says `error:` itself.
+        Error::Plan(_) => eprintln!("{e}"),
+        _ => eprintln!("error: {e}"),
+    }
     e.exit()
 }

@@ -2,6 +2,7 @@
 //! a ConfigMap with the scenario and every file it reads, and a Job whose pods run
 //! `hookbench run --shards N --start-at … --results-stdout`, credentials from a Secret.
 
+use crate::error::Error;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -292,18 +293,11 @@ pub fn kube(args: KubeArgs) -> Exit {
             out_part!("{}", render(&spec));
             Exit::Ok
         }
-        Err(e) if e.starts_with("error") => {
-            eprintln!("{e}");
-            Exit::Usage
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Exit::Usage
-        }
+        Err(e) => crate::error::fail(&e),
     }
 }
 
-fn spec_of(args: &KubeArgs) -> Result<JobSpec, String> {
+fn spec_of(args: &KubeArgs) -> Result<JobSpec, Error> {
     let count: u32 = args
         .shards
         .trim()
@@ -311,14 +305,14 @@ fn spec_of(args: &KubeArgs) -> Result<JobSpec, String> {
         .ok()
         .filter(|n| (1..=crate::scenario::shard::MAX_SHARDS).contains(n))
         .ok_or_else(|| {
-            format!(
+            Error::Invalid(format!(
                 "--shards `{}` is not a count from 1 to {}",
                 args.shards,
                 crate::scenario::shard::MAX_SHARDS
-            )
+            ))
         })?;
     let start_in = crate::common::duration::parse_duration(&args.start_in)
-        .map_err(|e| format!("--start-in: {e}"))?;
+        .map_err(|e| Error::Invalid(format!("--start-in: {e}")))?;
     // The plan every pod will run, validated here as shard 0 (every shard has a share).
     let run = RunArgs {
         scenario: args.scenario.clone(),
@@ -348,23 +342,17 @@ fn spec_of(args: &KubeArgs) -> Result<JobSpec, String> {
         run_id: args.run_id.clone(),
         results_stdout: false,
     };
-    let (scenario, load, recorded) = super::run::prepare_recorded(&run).map_err(|diags| {
-        diags
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("\n\n")
-    })?;
+    let (scenario, load, recorded) = super::run::prepare_recorded(&run).map_err(Error::Plan)?;
     if scenario
         .auth
         .as_ref()
         .is_some_and(|a| a.private_key_file.is_some())
     {
-        return Err("the scenario signs with a private key file, which must not go into a ConfigMap: sign with HS credentials from the Secret, or mount the key from a Secret yourself".into());
+        return Err(Error::Invalid("the scenario signs with a private key file, which must not go into a ConfigMap: sign with HS credentials from the Secret, or mount the key from a Secret yourself".into()));
     }
     let read = recorded.files();
     if let Some(why) = inline_secret(&read) {
-        return Err(why);
+        return Err(Error::Invalid(why));
     }
     let absolute: Vec<PathBuf> = read
         .iter()
@@ -380,9 +368,10 @@ fn spec_of(args: &KubeArgs) -> Result<JobSpec, String> {
             .into_owned();
         let bytes = match text {
             Some(t) => t.clone().into_bytes(),
-            None => {
-                std::fs::read(abs).map_err(|e| format!("cannot read {}: {e}", abs.display()))?
-            }
+            None => std::fs::read(abs).map_err(|source| Error::Read {
+                path: abs.clone(),
+                source,
+            })?,
         };
         files.insert(rel, bytes);
     }
@@ -399,7 +388,7 @@ fn spec_of(args: &KubeArgs) -> Result<JobSpec, String> {
         .replace_nanosecond(0)
         .unwrap_or(start)
         .format(&time::format_description::well_known::Rfc3339)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Error::Invalid(e.to_string()))?;
     let name = args
         .name
         .clone()
@@ -413,7 +402,7 @@ fn spec_of(args: &KubeArgs) -> Result<JobSpec, String> {
             && !s.ends_with('-')
     };
     if !dns(&name) {
-        return Err(format!("`{name}` is not a Job name: lower-case letters, digits and `-`, at most 52 characters (--name)"));
+        return Err(Error::Invalid(format!("`{name}` is not a Job name: lower-case letters, digits and `-`, at most 52 characters (--name)")));
     }
     let mut extra_args = Vec::new();
     for (flag, v) in [

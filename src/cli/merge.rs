@@ -71,7 +71,7 @@ pub fn read_documents(
             )));
         }
         let report: LoadReport = serde_json::from_value(value).map_err(|e| not(e.to_string()))?;
-        super::run::check_version(&report).map_err(not)?;
+        super::run::check_version(&report, Path::new(&name))?;
         *found += 1;
         each(report, &name)?;
         Ok(true)

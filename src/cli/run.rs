@@ -269,16 +269,7 @@ async fn wait_for_start(load: &crate::scenario::Load) {
 pub async fn run(args: RunArgs) -> Exit {
     let (scenario, load, files) = match prepare_recorded(&args) {
         Ok(p) => p,
-        Err(diags) => {
-            for d in &diags {
-                eprintln!("{d}\n");
-            }
-            eprintln!(
-                "{} found",
-                crate::common::count(diags.len() as u64, "error", "errors")
-            );
-            return Exit::Usage;
-        }
+        Err(diags) => return crate::error::fail(&Error::Plan(diags)),
     };
     let opts = args.target.options();
     let mut environment = Environment::with_client(load::client_for(&load));
@@ -567,25 +558,29 @@ fn read_results(path: &std::path::Path) -> Result<LoadReport, Error> {
         reason,
     };
     let report: LoadReport = serde_json::from_str(&text).map_err(|e| not(e.to_string()))?;
-    check_version(&report).map_err(not)?;
+    check_version(&report, path)?;
     Ok(report)
 }
 
-/// Refuses results of another major format version or with no run length.
-pub(super) fn check_version(report: &LoadReport) -> Result<(), String> {
+/// Refuses results (read from `path`) of another major format version or with no run length.
+pub(super) fn check_version(report: &LoadReport, path: &std::path::Path) -> Result<(), Error> {
+    let not = |reason: String| Error::NotResults {
+        path: path.to_path_buf(),
+        reason,
+    };
     let major = load::report::LOAD_SCHEMA_VERSION.split('.').next();
     if report.schema_version.split('.').next() != major {
-        return Err(format!(
+        return Err(not(format!(
             "results format {}; this hookbench reads {}.x",
             report.schema_version,
             major.unwrap_or_default()
-        ));
+        )));
     }
     if !(report.duration_s.is_finite() && report.duration_s > 0.0) {
-        return Err(format!(
+        return Err(not(format!(
             "duration_s is {}, not a run's length",
             report.duration_s
-        ));
+        )));
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `hookbench token`: prints a signed JWT, so curl and scripts can talk to the simulator or a
 //! real channel without writing JWT code.
 
+use crate::error::Error;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
@@ -109,10 +110,7 @@ pub fn run(args: TokenArgs) -> Exit {
     };
     let encrypter = match jwe_of(&args) {
         Ok(e) => e,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Usage;
-        }
+        Err(e) => return crate::error::fail(&e),
     };
     let token = signer
         .and_then(|s| s.sign_for(&template, &args.user))
@@ -133,25 +131,31 @@ pub fn run(args: TokenArgs) -> Exit {
 }
 
 /// The JWE encrypter the arguments ask for, if any.
-fn jwe_of(args: &TokenArgs) -> Result<Option<crate::protocol::jwt::jwe::Encrypter>, String> {
+fn jwe_of(args: &TokenArgs) -> Result<Option<crate::protocol::jwt::jwe::Encrypter>, Error> {
     use crate::protocol::jwt::jwe::{self, ContentEnc, KeyAlg};
     let Some(path) = &args.jwe_public_key_file else {
         return Ok(None);
     };
     let alg = KeyAlg::parse(&args.jwe_alg).ok_or_else(|| {
-        format!(
+        Error::Invalid(format!(
             "--jwe-alg `{}` is not RSA-OAEP-256 or RSA-OAEP",
             args.jwe_alg
-        )
+        ))
     })?;
     let enc = ContentEnc::parse(&args.jwe_enc).ok_or_else(|| {
-        format!(
+        Error::Invalid(format!(
             "--jwe-enc `{}` is not A256GCM or A128CBC-HS256",
             args.jwe_enc
-        )
+        ))
     })?;
-    let pem = crate::common::read_limited(path, crate::common::MAX_KEY_BYTES)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let key = jwe::public_key_from_pem(&pem).map_err(|e| e.to_string())?;
+    let pem =
+        crate::common::read_limited(path, crate::common::MAX_KEY_BYTES).map_err(|source| {
+            Error::Read {
+                path: path.clone(),
+                source,
+            }
+        })?;
+    let key = jwe::public_key_from_pem(&pem)
+        .map_err(|e| Error::Invalid(format!("--jwe-public-key-file {}: {e}", path.display())))?;
     Ok(Some(jwe::Encrypter { key, alg, enc }))
 }

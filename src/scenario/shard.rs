@@ -48,14 +48,32 @@ impl fmt::Display for Shard {
     }
 }
 
+/// Why a shard cannot be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShardError {
+    /// Not `INDEX/COUNT`.
+    #[error("`{0}` is not a shard: write INDEX/COUNT with INDEX from 0, as in 0/4")]
+    Syntax(String),
+    /// A count out of range.
+    #[error("a run has from 1 to {MAX_SHARDS} shards, not {0}")]
+    Count(u32),
+    /// An index not below the count.
+    #[error("shard index {index} is not below the count {count} (indexes start at 0)")]
+    Index {
+        /// The index.
+        index: u32,
+        /// The count.
+        count: u32,
+    },
+}
+
 impl Shard {
     /// An unsharded run.
     pub const WHOLE: Shard = Shard { index: 0, count: 1 };
 
     /// `INDEX/COUNT`, INDEX from 0 and below COUNT.
-    pub fn parse(text: &str) -> Result<Shard, String> {
-        let bad =
-            || format!("`{text}` is not a shard: write INDEX/COUNT with INDEX from 0, as in 0/4");
+    pub fn parse(text: &str) -> Result<Shard, ShardError> {
+        let bad = || ShardError::Syntax(text.to_string());
         let (i, n) = text.trim().split_once('/').ok_or_else(bad)?;
         let index: u32 = i.trim().parse().map_err(|_| bad())?;
         let count: u32 = n.trim().parse().map_err(|_| bad())?;
@@ -63,16 +81,12 @@ impl Shard {
     }
 
     /// Shard `index` of `count`, checked.
-    pub fn new(index: u32, count: u32) -> Result<Shard, String> {
+    pub fn new(index: u32, count: u32) -> Result<Shard, ShardError> {
         if count == 0 || count > MAX_SHARDS {
-            return Err(format!(
-                "a run has from 1 to {MAX_SHARDS} shards, not {count}"
-            ));
+            return Err(ShardError::Count(count));
         }
         if index >= count {
-            return Err(format!(
-                "shard index {index} is not below the count {count} (indexes start at 0)"
-            ));
+            return Err(ShardError::Index { index, count });
         }
         Ok(Shard { index, count })
     }
@@ -227,7 +241,10 @@ mod tests {
     fn shards_parse_from_zero() {
         assert_eq!(Shard::parse("0/4"), Ok(Shard { index: 0, count: 4 }));
         assert_eq!(Shard::parse(" 3 / 4 "), Ok(Shard { index: 3, count: 4 }));
-        assert!(Shard::parse("4/4").unwrap_err().contains("not below"));
+        assert!(Shard::parse("4/4")
+            .unwrap_err()
+            .to_string()
+            .contains("not below"));
         assert!(Shard::parse("0/0").is_err());
         assert!(Shard::parse("1").is_err());
         assert!(Shard::parse("-1/4").is_err());

@@ -91,17 +91,34 @@ struct Request {
     identities: Vec<(String, Option<String>, Map<String, Value>)>,
 }
 
-fn only(o: &Map<String, Value>, keys: &[&str], what: &str) -> Result<(), String> {
+/// Why a notification request is refused: a 400 whose reason goes in `x-hookbench-invalid`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
+
+impl From<&str> for Refused {
+    fn from(s: &str) -> Self {
+        Refused(s.to_string())
+    }
+}
+
+impl From<String> for Refused {
+    fn from(s: String) -> Self {
+        Refused(s)
+    }
+}
+
+fn only(o: &Map<String, Value>, keys: &[&str], what: &str) -> Result<(), Refused> {
     match o.keys().find(|k| !keys.contains(&k.as_str())) {
-        Some(k) => Err(format!(
+        Some(k) => Err(Refused(format!(
             "{what}: `{k}` is not a property it takes ({})",
             keys.join(", ")
-        )),
+        ))),
         None => Ok(()),
     }
 }
 
-fn read(state: &SimState, body: &Value) -> Result<Request, String> {
+fn read(state: &SimState, body: &Value) -> Result<Request, Refused> {
     let o = body.as_object().ok_or("the body is not a JSON object")?;
     only(
         o,
@@ -133,9 +150,9 @@ fn read(state: &SimState, body: &Value) -> Result<Request, String> {
         .find(|(_, i)| i.id == name && i.enabled)
         .ok_or_else(|| format!("no channel instance `{name}`"))?;
     if inst.mode != Mode::Async || !inst.proactive_notifications {
-        return Err(format!(
+        return Err(Refused(format!(
             "instance `{name}` does not take proactive notifications (an async instance with the toggle on does)"
-        ));
+        )));
     }
     let content = match (o.get("content"), o.get("message")) {
         (Some(_), Some(_)) => return Err("give `content` or `message`, not both".into()),
@@ -159,10 +176,10 @@ fn read(state: &SimState, body: &Value) -> Result<Request, String> {
         .and_then(Value::as_array)
         .ok_or("`identities` is missing or not a list")?;
     if list.is_empty() || list.len() > MAX_IDENTITIES {
-        return Err(format!(
+        return Err(Refused(format!(
             "`identities` holds {} (from 1 to {MAX_IDENTITIES})",
             list.len()
-        ));
+        )));
     }
     let mut identities = Vec::with_capacity(list.len());
     for (i, id) in list.iter().enumerate() {
@@ -190,19 +207,19 @@ fn read(state: &SimState, body: &Value) -> Result<Request, String> {
                 .ok_or(format!("{what}.parameters is not an object"))?,
         };
         if params.len() > MAX_PARAMETERS {
-            return Err(format!(
+            return Err(Refused(format!(
                 "{what}.parameters: {} (at most {MAX_PARAMETERS})",
                 params.len()
-            ));
+            )));
         }
         for (k, v) in &params {
             let text = v
                 .as_str()
                 .ok_or(format!("{what}.parameters.{k} is not a string"))?;
             if text.chars().count() > MAX_PARAMETER_CHARS {
-                return Err(format!(
+                return Err(Refused(format!(
                     "{what}.parameters.{k} is longer than {MAX_PARAMETER_CHARS} characters"
-                ));
+                )));
             }
         }
         identities.push((email.to_string(), custom, params));
@@ -244,7 +261,7 @@ async fn notify(
     };
     let req = match read(&state, &value) {
         Ok(r) => r,
-        Err(why) => return invalid(why),
+        Err(why) => return invalid(why.0),
     };
     let id = format!("ds-{}", ids::uuid_v4());
     let created = ids::created_on_now();

@@ -261,7 +261,7 @@ impl Validator<'_> {
                 if let Some(text) = self.text(s, "load.shard") {
                     match crate::scenario::shard::Shard::parse(&text) {
                         Ok(sh) => load.shard = sh,
-                        Err(e) => self.err(s.pos, "load.shard", e),
+                        Err(e) => self.err(s.pos, "load.shard", e.to_string()),
                     }
                 }
             }
@@ -276,7 +276,10 @@ impl Validator<'_> {
                         Some(i) => i
                             .parse::<u32>()
                             .map_err(|_| format!("JOB_COMPLETION_INDEX `{i}` is not a shard index"))
-                            .and_then(|i| crate::scenario::shard::Shard::new(i, count as u32)),
+                            .and_then(|i| {
+                                crate::scenario::shard::Shard::new(i, count as u32)
+                                    .map_err(|e| e.to_string())
+                            }),
                     };
                     match parsed {
                         Ok(sh) => load.shard = sh,
@@ -290,7 +293,7 @@ impl Validator<'_> {
             if let Some(text) = self.text(t, "load.start_at") {
                 match parse_start_at(&text) {
                     Ok(at) => load.start_at = Some(at),
-                    Err(e) => self.err(t.pos, "load.start_at", e),
+                    Err(e) => self.err(t.pos, "load.start_at", e.to_string()),
                 }
             }
         }
@@ -407,22 +410,29 @@ impl Validator<'_> {
     }
 }
 
+/// A start time that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartAtError {
+    /// A number outside 2000 to 2200.
+    #[error("`{0}` is not a start time in Unix seconds (2000 to 2200)")]
+    OutOfRange(String),
+    /// Neither a number nor RFC 3339.
+    #[error("`{0}` is not a start time: write RFC 3339 (2026-12-01T10:00:00Z) or Unix seconds")]
+    Syntax(String),
+}
+
 /// A start time: RFC 3339 (`2026-12-01T10:00:00Z`) or Unix seconds (`1796119200`), as Unix
 /// seconds.
-pub fn parse_start_at(text: &str) -> Result<f64, String> {
+pub fn parse_start_at(text: &str) -> Result<f64, StartAtError> {
     let text = text.trim();
     if let Ok(secs) = text.parse::<f64>() {
         // Unix seconds from 2000 to 2200: anything else is a typo, not a time.
         if secs.is_finite() && (946_684_800.0..7_258_118_400.0).contains(&secs) {
             return Ok(secs);
         }
-        return Err(format!(
-            "`{text}` is not a start time in Unix seconds (2000 to 2200)"
-        ));
+        return Err(StartAtError::OutOfRange(text.to_string()));
     }
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .map(|t| t.unix_timestamp_nanos() as f64 / 1e9)
-        .map_err(|_| {
-            format!("`{text}` is not a start time: write RFC 3339 (2026-12-01T10:00:00Z) or Unix seconds")
-        })
+        .map_err(|_| StartAtError::Syntax(text.to_string()))
 }
